@@ -1,0 +1,391 @@
+//! Typed settings and their layering (API.md, "Configuration"): the compiled-in
+//! `config/default.toml`, then `$CENSUS_CONFIG_DIR/<CENSUS_ENV>.toml` if present,
+//! then `CENSUS__SECTION__KEY` environment variables. Unknown keys and bad values
+//! stop start-up with the key's name. Secrets never print.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use ipnet::IpNet;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub registry: RegistrySettings,
+    pub census: CensusSettings,
+    pub survey: SurveySettings,
+    pub password: PasswordSettings,
+    pub lockout: LockoutSettings,
+    pub session: SessionSettings,
+    pub rate_limit: RateLimitSettings,
+    #[serde(default)]
+    pub secrets: SecretSettings,
+    pub web: WebSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub public_origin: String,
+    pub trusted_proxies: Vec<IpNet>,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    pub backend: Backend,
+    pub redis_url: String,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// `None`: the bundled demo registry; `Some("")`: none.
+    pub seed_file: Option<String>,
+    pub refuse_reserved: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CensusSettings {
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub opens_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub closes_at: Option<OffsetDateTime>,
+    pub helpline: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurveySettings {
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub min_length: usize,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub max_concurrent_hashes: Option<usize>,
+    pub max_queued_hashes: Option<usize>,
+}
+
+impl PasswordSettings {
+    pub fn hash_slots(&self) -> usize {
+        self.max_concurrent_hashes
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
+    pub fn hash_queue(&self) -> usize {
+        self.max_queued_hashes.unwrap_or(4 * self.hash_slots())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutSettings {
+    pub max_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub base_block: Duration,
+    pub multiplier: u32,
+    #[serde(with = "humantime_serde")]
+    pub max_block: Duration,
+    #[serde(with = "humantime_serde")]
+    pub forget_after: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reservation_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    pub cookie_secure: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub per_ip_per_minute: u32,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    pub pepper: Option<SecretString>,
+    pub pepper_file: Option<PathBuf>,
+    pub admin_token: Option<SecretString>,
+    pub admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    pub login_gov_url: String,
+    pub form_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: Option<LogFormat>,
+    pub level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("configuration: cannot read secret file for {key} ({path}): {source}")]
+    SecretFile {
+        key: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl Settings {
+    /// Loads the layers from the process environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let dir = std::env::var_os("CENSUS_CONFIG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config"));
+        let env = std::env::var("CENSUS_ENV").ok();
+        Self::from_figment(Self::figment(&dir, env.as_deref()).merge(env_provider()))
+    }
+
+    /// Defaults plus the environment file, without environment variables.
+    pub fn figment(dir: &Path, env: Option<&str>) -> Figment {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(env) = env.filter(|e| !e.is_empty()) {
+            figment = figment.merge(Toml::file(dir.join(format!("{env}.toml"))));
+        }
+        figment
+    }
+
+    /// Extracts, resolves `*_FILE` secrets and checks cross-key rules.
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let mut settings: Settings = figment.extract().map_err(|e| {
+            ConfigError::Invalid(
+                e.into_iter()
+                    .map(|e| {
+                        let key = e.path.join(".");
+                        if key.is_empty() {
+                            e.to_string()
+                        } else {
+                            format!("key `{key}`: {}", e.kind)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
+        settings.secrets.resolve_files()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: &str| Err(ConfigError::Invalid(format!("key `{key}`: {why}")));
+        if self.backend() == Backend::Redis && self.secrets.pepper.is_none() {
+            return bad(
+                "secrets.pepper",
+                "required with the redis backend (set CENSUS__SECRETS__PEPPER or CENSUS__SECRETS__PEPPER_FILE)",
+            );
+        }
+        if !(1..=128).contains(&self.password.min_length) {
+            return bad("password.min_length", "must be between 1 and 128");
+        }
+        if self.password.argon2_memory_kib < 8 * self.password.argon2_parallelism.max(1) {
+            return bad("password.argon2_memory_kib", "too small for the parallelism");
+        }
+        if self.password.argon2_iterations == 0 || self.password.argon2_parallelism == 0 {
+            return bad("password.argon2_iterations", "iterations and parallelism must be at least 1");
+        }
+        if self.rate_limit.per_ip_per_minute == 0 || self.rate_limit.burst == 0 {
+            return bad("rate_limit.per_ip_per_minute", "limits must be at least 1");
+        }
+        if self.lockout.max_failures == 0 {
+            return bad("lockout.max_failures", "must be at least 1");
+        }
+        if let (Some(open), Some(close)) = (self.census.opens_at, self.census.closes_at)
+            && open >= close
+        {
+            return bad("census.closes_at", "must be after census.opens_at");
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.store.backend
+    }
+}
+
+/// `CENSUS__SERVER__LISTEN` → `server.listen`. `CENSUS_ENV` and
+/// `CENSUS_CONFIG_DIR` (one underscore) are not configuration keys.
+pub fn env_provider() -> Env {
+    Env::prefixed("CENSUS__").split("__")
+}
+
+impl SecretSettings {
+    fn resolve_files(&mut self) -> Result<(), ConfigError> {
+        fn read(key: &'static str, path: &Path) -> Result<SecretString, ConfigError> {
+            std::fs::read_to_string(path)
+                .map(|s| SecretString::from(s.trim_end_matches(['\n', '\r']).to_owned()))
+                .map_err(|source| ConfigError::SecretFile {
+                    key,
+                    path: path.display().to_string(),
+                    source,
+                })
+        }
+        if self.pepper.is_none()
+            && let Some(path) = &self.pepper_file
+        {
+            self.pepper = Some(read("secrets.pepper_file", path)?);
+        }
+        if self.admin_token.is_none()
+            && let Some(path) = &self.admin_token_file
+        {
+            self.admin_token = Some(read("secrets.admin_token_file", path)?);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_in(jail: &Jail) -> Result<Settings, ConfigError> {
+        let env = std::env::var("CENSUS_ENV").ok();
+        Settings::from_figment(Settings::figment(jail.directory(), env.as_deref()).merge(env_provider()))
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        Jail::expect_with(|jail| {
+            let s = load_in(jail).unwrap();
+            assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+            assert_eq!(s.server.admin_listen.to_string(), "127.0.0.1:9090");
+            assert_eq!(s.backend(), Backend::Memory);
+            assert_eq!(s.survey.window, Duration::from_secs(14 * 86400));
+            assert_eq!(s.lockout.base_block, Duration::from_secs(3600));
+            assert_eq!(s.lockout.max_failures, 5);
+            assert_eq!(s.password.argon2_memory_kib, 19456);
+            assert_eq!(s.password.hash_queue(), 4 * s.password.hash_slots());
+            assert!(s.session.cookie_secure);
+            assert!(s.registry.seed_file.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_variables_override_with_humantime() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CENSUS__LOCKOUT__BASE_BLOCK", "2s");
+            jail.set_env("CENSUS__SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]");
+            let s = load_in(jail).unwrap();
+            assert_eq!(s.lockout.base_block, Duration::from_secs(2));
+            assert_eq!(s.server.trusted_proxies.len(), 1);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_environment_file_is_layered_between() {
+        Jail::expect_with(|jail| {
+            jail.create_file("staging.toml", "[survey]\nwindow = \"3d\"\n")?;
+            jail.set_env("CENSUS_ENV", "staging");
+            let s = load_in(jail).unwrap();
+            assert_eq!(s.survey.window, Duration::from_secs(3 * 86400));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CENSUS__LOCKOUT__MAX_FAILURE", "3");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("max_failure"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_is_named() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CENSUS__SESSION__IDLE_TIMEOUT", "soon");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("session.idle_timeout"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn redis_requires_a_pepper_which_may_come_from_a_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CENSUS__STORE__BACKEND", "redis");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("secrets.pepper"), "{err}");
+            jail.create_file("pepper", "s3cret\n")?;
+            jail.set_env(
+                "CENSUS__SECRETS__PEPPER_FILE",
+                jail.directory().join("pepper").display().to_string(),
+            );
+            let s = load_in(jail).unwrap();
+            use secrecy::ExposeSecret;
+            assert_eq!(s.secrets.pepper.unwrap().expose_secret(), "s3cret");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CENSUS__SECRETS__ADMIN_TOKEN", "tok-en-value");
+            let s = load_in(jail).unwrap();
+            assert!(!format!("{s:?}").contains("tok-en-value"));
+            Ok(())
+        });
+    }
+}

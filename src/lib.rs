@@ -1,0 +1,14 @@
+//! census-login: the login backend of the census's online self-enumeration.
+//! See README.md for the map of modules; rules live in [`domain`], flows in
+//! [`auth`], storage in [`store`], HTTP in [`http`].
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod registry;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
