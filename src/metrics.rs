@@ -1,0 +1,167 @@
+//! Prometheus metrics of one application instance (names are part of the ops
+//! contract: dashboards and alerts in `k8s/monitoring/` use them). Each
+//! `Application` owns its own registry, so tests can run several in one process.
+//! Label values are bounded: routes are patterns, never a PESEL, IP or id.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub auth_outcomes: IntCounterVec,
+    pub locks_started: IntCounterVec,
+    pub hash_slots: IntGauge,
+    pub hash_slots_in_use: IntGauge,
+    pub hash_queue_capacity: IntGauge,
+    pub hash_queue_depth: IntGauge,
+    pub hash_duration: Histogram,
+    pub hash_rejected: IntCounter,
+    pub store_duration: HistogramVec,
+    pub store_errors: IntCounterVec,
+    pub store_up: IntGauge,
+    pub rate_limited: IntCounterVec,
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const STORE_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,
+];
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique and valid");
+    c
+}
+
+impl Metrics {
+    pub fn new(git_commit: &str) -> Self {
+        let r = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(&r, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+        };
+        let gauge = |name: &str, help: &str| {
+            register(&r, IntGauge::new(name, help).expect("valid metric"))
+        };
+        let build = register(
+            &r,
+            IntGaugeVec::new(
+                Opts::new("census_build_info", "Build information; always 1."),
+                &["version", "git_commit"],
+            )
+            .expect("valid metric"),
+        );
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), git_commit])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("process collector registers once per registry");
+        Self {
+            http_requests: counter_vec(
+                "census_http_requests_total",
+                "HTTP requests by route pattern, method and status.",
+                &["route", "method", "status"],
+            ),
+            http_duration: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "census_http_request_duration_seconds",
+                        "HTTP request latency by route pattern and method.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                    &["route", "method"],
+                )
+                .expect("valid metric"),
+            ),
+            auth_outcomes: counter_vec(
+                "census_auth_outcomes_total",
+                "Password definition and login outcomes.",
+                &["flow", "result"],
+            ),
+            locks_started: counter_vec(
+                "census_locks_started_total",
+                "Account locks started, by escalation level.",
+                &["level"],
+            ),
+            hash_slots: gauge("census_hash_slots", "Argon2 hashing slots (capacity)."),
+            hash_slots_in_use: gauge("census_hash_slots_in_use", "Argon2 hashing slots busy."),
+            hash_queue_capacity: gauge(
+                "census_hash_queue_capacity",
+                "Hash jobs that may wait for a slot.",
+            ),
+            hash_queue_depth: gauge("census_hash_queue_depth", "Hash jobs waiting for a slot."),
+            hash_duration: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "census_hash_duration_seconds",
+                        "Time one Argon2 hash or verification takes on a slot.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                )
+                .expect("valid metric"),
+            ),
+            hash_rejected: register(
+                &r,
+                IntCounter::new(
+                    "census_hash_rejected_total",
+                    "Requests shed with 503 overloaded because the hashing queue was full.",
+                )
+                .expect("valid metric"),
+            ),
+            store_duration: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "census_store_operation_duration_seconds",
+                        "Store operation latency by operation.",
+                    )
+                    .buckets(STORE_BUCKETS.to_vec()),
+                    &["op"],
+                )
+                .expect("valid metric"),
+            ),
+            store_errors: counter_vec(
+                "census_store_errors_total",
+                "Store operations that failed, by operation.",
+                &["op"],
+            ),
+            store_up: gauge("census_store_up", "1 when the last store ping succeeded."),
+            rate_limited: counter_vec(
+                "census_rate_limited_total",
+                "Requests refused by the per-IP rate limit, by route.",
+                &["route"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// The lock level as a bounded label.
+    pub fn lock_started(&self, level: u32) {
+        let label = if level >= 10 {
+            "10+".to_owned()
+        } else {
+            level.to_string()
+        };
+        self.locks_started.with_label_values(&[&label]).inc();
+    }
+
+    pub fn auth(&self, flow: &str, result: &str) {
+        self.auth_outcomes.with_label_values(&[flow, result]).inc();
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

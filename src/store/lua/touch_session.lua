@@ -1,0 +1,12 @@
+-- KEYS: session hash. ARGV: now, idle. Returns nil or {first login, window end, expiry}.
+local v = redis.call('HMGET', KEYS[1], 'fl', 'we')
+if not v[1] then return false end
+local now = tonumber(ARGV[1])
+local fl, we = tonumber(v[1]), tonumber(v[2])
+local exp = math.min(now + tonumber(ARGV[2]), we)
+if exp <= now then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+redis.call('PEXPIREAT', KEYS[1], exp)
+return { fl, we, exp }

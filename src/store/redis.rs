@@ -1,0 +1,511 @@
+//! The Redis store: every flow step is one Lua script (or one pipeline), so it
+//! is atomic across replicas and costs one round trip. All keys of one person
+//! share the hash tag `{<pesel key>}` and so one slot: the scripts work
+//! unchanged on a single node and on Redis Cluster.
+//!
+//! Key layout (`<k>` is the hex [`PeselKey`], never the PESEL):
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `census:{<k>}:lock` | hash | lockout state `f l u lf` (expires after `forget_after`) |
+//! | `census:{<k>}:pend` | zset | reservations in flight, scored by expiry |
+//! | `census:{<k>}:acct` | hash | `mn` maiden-name hash, `rsv`, `pw` PHC, `fl` first login |
+//! | `census:{<k>}:ss`   | set  | hashes of the person's session tokens |
+//! | `census:{<k>}:s:<token hash>` | hash | `fl`, `we`; expires with the session |
+//! | `census:nopesel`    | list | no-PESEL requests (JSON) |
+//!
+//! Every call is bounded by `store.timeout`; a call that does not finish in
+//! time is an [`StoreError::Unavailable`] and the caller fails closed. The
+//! connection reconnects by itself (ConnectionManager; the cluster client
+//! refreshes its slot map), so recovery after a Redis restart needs no restart here.
+
+use super::*;
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::Mutex as AsyncMutex;
+
+macro_rules! lockout_script {
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("lua/lockout.lua"), include_str!($file))))
+    };
+}
+static BEGIN: LazyLock<Script> = lockout_script!("lua/begin.lua");
+static SETTLE: LazyLock<Script> = lockout_script!("lua/settle.lua");
+static TOUCH: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/touch_session.lua")));
+static RESET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/reset_account.lua")));
+
+const NO_PESEL_KEY: &str = "census:nopesel";
+
+/// One connection handle for either topology; both reconnect by themselves.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+enum Topology {
+    Single,
+    Cluster(Vec<String>),
+}
+
+pub struct RedisStore {
+    topology: Topology,
+    timeout: Duration,
+    /// `None` until the first successful connection (cluster only: a single
+    /// node uses a lazy ConnectionManager from the start). A tokio mutex because
+    /// connecting awaits while holding it, so that a burst does not open one
+    /// connection per request.
+    conn: AsyncMutex<Option<Conn>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// `url` is one `redis://` or `rediss://` URL, or a comma-separated list of
+    /// them for Redis Cluster. Does not connect yet: the first call does, so
+    /// the service starts (not ready) while Redis is down.
+    pub fn new(url: &str, timeout: Duration) -> Result<Arc<Self>, StoreError> {
+        let urls: Vec<String> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let (topology, conn) = match urls.as_slice() {
+            [] => return Err(unavailable("store.redis_url is empty")),
+            [one] => {
+                let client = ::redis::Client::open(one.as_str()).map_err(unavailable)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                let manager = ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(unavailable)?;
+                (Topology::Single, Some(Conn::Single(manager)))
+            }
+            many => (Topology::Cluster(many.to_vec()), None),
+        };
+        Ok(Arc::new(Self {
+            topology,
+            timeout,
+            conn: AsyncMutex::new(conn),
+        }))
+    }
+
+    async fn conn(&self) -> Result<Conn, StoreError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            return Ok(conn.clone());
+        }
+        let Topology::Cluster(nodes) = &self.topology else {
+            return Err(unavailable("no connection"));
+        };
+        let client = ::redis::cluster::ClusterClientBuilder::new(nodes.clone())
+            .connection_timeout(self.timeout)
+            .response_timeout(self.timeout)
+            .retries(1)
+            .build()
+            .map_err(unavailable)?;
+        let conn = Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?);
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs one store operation with the connection, bounded by the timeout.
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let work = async {
+            let conn = self.conn().await?;
+            f(conn).await
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| unavailable("timed out"))?
+    }
+
+    fn key(k: &PeselKey, suffix: &str) -> String {
+        format!("census:{{{}}}:{suffix}", k.to_hex())
+    }
+
+    fn session_key(k: &PeselKey, token_hash: &[u8; 32]) -> String {
+        Self::key(k, &format!("s:{}", hex::encode(token_hash)))
+    }
+}
+
+fn policy_args(inv: &mut ::redis::ScriptInvocation<'_>, p: &LockoutPolicy) {
+    inv.arg(p.max_failures)
+        .arg(p.base_block)
+        .arg(p.multiplier)
+        .arg(p.max_block)
+        .arg(p.forget_after)
+        .arg(p.reservation_ttl);
+}
+
+fn opt_millis(s: &str) -> Result<Option<Millis>, StoreError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| StoreError::Corrupt("bad timestamp".into()))
+}
+
+fn parse_account(mn: &str, rsv: &str, pw: &str, fl: &str) -> Result<AccountRecord, StoreError> {
+    let maiden_hash = if mn.is_empty() {
+        None
+    } else {
+        let mut h = [0u8; 32];
+        hex::decode_to_slice(mn, &mut h)
+            .map_err(|_| StoreError::Corrupt("bad maiden-name hash".into()))?;
+        Some(h)
+    };
+    Ok(AccountRecord {
+        maiden_hash,
+        reserved: rsv == "1",
+        password_phc: (!pw.is_empty()).then(|| pw.to_owned()),
+        first_login_at: opt_millis(fl)?,
+    })
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        match self.topology {
+            Topology::Single => "redis",
+            Topology::Cluster(_) => "redis-cluster",
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|mut c| async move {
+            let pong: String = ::redis::cmd("PING").query_async(&mut c).await.map_err(unavailable)?;
+            (pong == "PONG")
+                .then_some(())
+                .ok_or_else(|| StoreError::Corrupt(pong))
+        })
+        .await
+    }
+
+    async fn begin_attempt(
+        &self,
+        key: &PeselKey,
+        ticket: &str,
+        now: Millis,
+        policy: &LockoutPolicy,
+    ) -> Result<Begin, StoreError> {
+        let mut inv = BEGIN.prepare_invoke();
+        inv.key(Self::key(key, "lock"))
+            .key(Self::key(key, "pend"))
+            .key(Self::key(key, "acct"))
+            .arg(now);
+        policy_args(&mut inv, policy);
+        inv.arg(ticket);
+        let (status, t, mn, rsv, pw, fl): (String, i64, String, String, String, String) = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        match status.as_str() {
+            "allowed" => Ok(Begin::Allowed {
+                account: parse_account(&mn, &rsv, &pw, &fl)?,
+            }),
+            "locked" => Ok(Begin::Locked { until: t }),
+            "contended" => Ok(Begin::Contended { retry_at: t }),
+            other => Err(StoreError::Corrupt(format!("begin status {other}"))),
+        }
+    }
+
+    async fn settle_attempt(
+        &self,
+        key: &PeselKey,
+        ticket: &str,
+        now: Millis,
+        policy: &LockoutPolicy,
+        settle: Settle,
+    ) -> Result<Settled, StoreError> {
+        let (outcome, mode, phc, session) = match &settle {
+            Settle::Success { password, session } => {
+                let (mode, phc) = match password {
+                    PasswordWrite::Keep => ("", ""),
+                    PasswordWrite::Define(p) => ("D", p.as_str()),
+                    PasswordWrite::Rehash(p) => ("R", p.as_str()),
+                };
+                ("S", mode, phc, session.as_ref())
+            }
+            Settle::Failure => ("F", "", "", None),
+            Settle::Neutral => ("N", "", "", None),
+        };
+        let token = session.map_or([0u8; 32], |s| s.token_hash);
+        let mut inv = SETTLE.prepare_invoke();
+        inv.key(Self::key(key, "lock"))
+            .key(Self::key(key, "pend"))
+            .key(Self::key(key, "acct"))
+            .key(Self::key(key, "ss"))
+            .key(Self::session_key(key, &token))
+            .arg(now);
+        policy_args(&mut inv, policy);
+        inv.arg(ticket)
+            .arg(outcome)
+            .arg(mode)
+            .arg(phc)
+            .arg(if session.is_some() { "1" } else { "0" })
+            .arg(hex::encode(token))
+            .arg(session.map_or(0, |s| s.idle))
+            .arg(session.map_or(0, |s| s.window))
+            .arg(session.and_then(|s| s.closes_at).unwrap_or(-1));
+        let r: Vec<i64> = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        let [level, until, already, first_login, window_end, expires] = r[..] else {
+            return Err(StoreError::Corrupt("settle reply".into()));
+        };
+        let success = outcome == "S" && already == 0;
+        Ok(Settled {
+            lock_started: (level > 0).then(|| crate::domain::lockout::LockStarted {
+                level: level as u32,
+                until,
+            }),
+            already_defined: already == 1,
+            first_login_at: success.then_some(first_login),
+            window_ends_at: (success && session.is_some()).then_some(window_end),
+            session: (expires > 0).then_some(SessionRecord {
+                first_login_at: first_login,
+                window_ends_at: window_end,
+                expires_at: expires,
+            }),
+        })
+    }
+
+    async fn touch_session(
+        &self,
+        key: &PeselKey,
+        token_hash: &[u8; 32],
+        now: Millis,
+        idle: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut inv = TOUCH.prepare_invoke();
+        inv.key(Self::session_key(key, token_hash)).arg(now).arg(idle);
+        let r: Option<(i64, i64, i64)> = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        Ok(r.map(|(first_login_at, window_ends_at, expires_at)| SessionRecord {
+            first_login_at,
+            window_ends_at,
+            expires_at,
+        }))
+    }
+
+    async fn delete_session(&self, key: &PeselKey, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        let mut pipe = ::redis::pipe();
+        pipe.atomic()
+            .del(Self::session_key(key, token_hash))
+            .ignore()
+            .srem(Self::key(key, "ss"), hex::encode(token_hash))
+            .ignore();
+        self.run(|mut c| async move {
+            pipe.query_async::<()>(&mut c).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn account_status(&self, key: &PeselKey) -> Result<AccountStatus, StoreError> {
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("HMGET").arg(Self::key(key, "acct")).arg(&["mn", "rsv", "pw", "fl"])
+            .cmd("HMGET").arg(Self::key(key, "lock")).arg(&["f", "l", "u", "lf"])
+            .zrange_withscores(Self::key(key, "pend"), 0, -1);
+        type Reply = (
+            Vec<Option<String>>,
+            Vec<Option<i64>>,
+            Vec<(String, i64)>,
+        );
+        let (acct, lock, pending): Reply = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        let field = |i: usize| acct.get(i).cloned().flatten().unwrap_or_default();
+        let num = |i: usize| lock.get(i).copied().flatten().unwrap_or(0);
+        Ok(AccountStatus {
+            account: parse_account(&field(0), &field(1), &field(2), &field(3))?,
+            lock: LockState {
+                failures: num(0) as u32,
+                level: num(1) as u32,
+                locked_until: num(2),
+                last_failure: num(3),
+                pending: pending.into_iter().collect(),
+            },
+        })
+    }
+
+    async fn unlock(&self, key: &PeselKey) -> Result<(), StoreError> {
+        let lock = Self::key(key, "lock");
+        self.run(|mut c| async move {
+            ::redis::cmd("DEL")
+                .arg(lock)
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn reset_account(&self, key: &PeselKey) -> Result<bool, StoreError> {
+        let mut inv = RESET.prepare_invoke();
+        inv.key(Self::key(key, "acct"))
+            .key(Self::key(key, "ss"))
+            .arg(Self::key(key, "s:"));
+        let had: i64 = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        Ok(had == 1)
+    }
+
+    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<(), StoreError> {
+        for chunk in rows.chunks(500) {
+            let mut pipe = ::redis::pipe();
+            for row in chunk {
+                pipe.hset_multiple(
+                    Self::key(&row.key, "acct"),
+                    &[
+                        ("mn", hex::encode(row.maiden_hash)),
+                        ("rsv", if row.reserved { "1" } else { "0" }.to_owned()),
+                    ],
+                )
+                .ignore();
+            }
+            self.run(|mut c| async move {
+                pipe.query_async::<()>(&mut c).await.map_err(unavailable)
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn add_no_pesel_request(&self, request: &StoredNoPeselRequest) -> Result<(), StoreError> {
+        let json = serde_json::to_string(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.run(|mut c| async move {
+            ::redis::cmd("RPUSH")
+                .arg(NO_PESEL_KEY)
+                .arg(json)
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list_no_pesel_requests(&self) -> Result<Vec<StoredNoPeselRequest>, StoreError> {
+        let raw: Vec<String> = self
+            .run(|mut c| async move {
+                ::redis::cmd("LRANGE")
+                    .arg(NO_PESEL_KEY)
+                    .arg(0)
+                    .arg(NO_PESEL_LIST_LIMIT as i64 - 1)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        raw.iter()
+            .map(|s| serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
+    }
+
+    async fn purge(&self) -> Result<u64, StoreError> {
+        let nodes: Vec<String> = match &self.topology {
+            Topology::Single => Vec::new(),
+            Topology::Cluster(nodes) => nodes.clone(),
+        };
+        if nodes.is_empty() {
+            let conn = self.conn().await?;
+            return purge_node(conn).await;
+        }
+        // SCAN is per node: walk every node given (each master of a cluster
+        // must be listed in store.redis_url for a complete purge).
+        let mut total = 0;
+        for node in nodes {
+            let client = ::redis::Client::open(node.as_str()).map_err(unavailable)?;
+            let conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(unavailable)?;
+            let role: Vec<Value> = ::redis::cmd("ROLE")
+                .query_async(&mut conn.clone())
+                .await
+                .map_err(unavailable)?;
+            if matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
+                total += purge_plain(conn).await?;
+            }
+        }
+        Ok(total)
+    }
+}
+
+async fn purge_node(conn: Conn) -> Result<u64, StoreError> {
+    purge_plain(conn).await
+}
+
+/// Deletes every `census:*` key reachable through `conn`, in batches; one key
+/// per DEL so that it also works where keys of a batch sit in different slots.
+async fn purge_plain<C: ConnectionLike + Clone + Send>(mut conn: C) -> Result<u64, StoreError> {
+    let mut cursor: u64 = 0;
+    let mut total = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg("census:*")
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if !keys.is_empty() {
+            let mut pipe = ::redis::pipe();
+            for k in &keys {
+                pipe.del(k).ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(unavailable)?;
+            total += keys.len() as u64;
+        }
+        if next == 0 {
+            return Ok(total);
+        }
+        cursor = next;
+    }
+}
