@@ -1,0 +1,290 @@
+//! Password definition ("ZDEFINIUJ HASŁO") and login ("ZALOGUJ"), step by step
+//! in the order of RULES.md: validate, census period, reserve the attempt
+//! (lockout), check the credentials, settle. Each flow runs to completion on
+//! its own task, so a client that hangs up cannot leave an attempt unsettled.
+
+use super::*;
+use crate::domain::lockout::Millis;
+use crate::domain::{LoginPassword, MaidenName, NewPassword};
+use crate::keys::PeselKey;
+use crate::store::{Begin, PasswordWrite, Settle, Settled};
+use subtle::ConstantTimeEq;
+use tracing::Instrument;
+
+/// Raw input of `POST /api/v1/password`.
+pub struct DefineInput {
+    pub pesel: String,
+    pub mother_maiden_name: String,
+    pub password: String,
+    pub password_repeat: String,
+}
+
+/// Raw input of `POST /api/v1/login`.
+pub struct LoginInput {
+    pub pesel: String,
+    pub password: String,
+}
+
+#[derive(Clone, Copy)]
+enum Flow {
+    Define,
+    Login,
+}
+
+impl Flow {
+    fn label(self) -> &'static str {
+        match self {
+            Flow::Define => "define",
+            Flow::Login => "login",
+        }
+    }
+}
+
+impl AuthService {
+    pub async fn define_password(&self, input: DefineInput) -> Result<SessionGrant, AuthError> {
+        let this = self.clone();
+        self.finish_on_own_task(Flow::Define, async move { this.define_inner(input).await })
+            .await
+    }
+
+    pub async fn login(&self, input: LoginInput) -> Result<SessionGrant, AuthError> {
+        let this = self.clone();
+        self.finish_on_own_task(Flow::Login, async move { this.login_inner(input).await })
+            .await
+    }
+
+    /// Runs a flow on its own task and records its outcome. Dropping the
+    /// returned future (client gone) does not cancel the flow.
+    async fn finish_on_own_task(
+        &self,
+        flow: Flow,
+        work: impl Future<Output = Result<SessionGrant, AuthError>> + Send + 'static,
+    ) -> Result<SessionGrant, AuthError> {
+        let result = match tokio::spawn(work.instrument(tracing::Span::current())).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, flow = flow.label(), "flow task failed");
+                Err(AuthError::StoreUnavailable)
+            }
+        };
+        let label = result.as_ref().map_or_else(AuthError::result_label, |_| "ok");
+        self.metrics().auth(flow.label(), label);
+        result
+    }
+
+    async fn define_inner(&self, input: DefineInput) -> Result<SessionGrant, AuthError> {
+        let s = self.settings();
+        let pesel = parse_pesel(&input.pesel);
+        let name = MaidenName::parse(&input.mother_maiden_name);
+        let password = NewPassword::parse(
+            &input.password,
+            &input.password_repeat,
+            pesel.as_ref().ok(),
+            s.min_password_length,
+        );
+        let mut violations = Vec::new();
+        if let Err(e) = &pesel {
+            violations.push(Violation::new("pesel", e.code()));
+        }
+        if let Err(e) = &name {
+            violations.push(Violation::new("motherMaidenName", e.code()));
+        }
+        if let Err(list) = &password {
+            violations.extend(list.iter().map(|v| Violation::new(v.field(), v.code())));
+        }
+        let (Ok(pesel), Ok(name), Ok(password)) = (pesel, name, password) else {
+            return Err(AuthError::Validation(violations));
+        };
+
+        let now = now_millis();
+        self.check_period(now)?;
+        let key = self.keys().pesel_key(&pesel);
+        let (ticket, account) = self.reserve(&key, now).await?;
+
+        // Identity: same work whether the PESEL is unknown or the name is wrong.
+        let given = self.keys().maiden_hash(&name);
+        let expected = account.maiden_hash.unwrap_or([0u8; 32]);
+        let name_matches: bool = given.ct_eq(&expected).into();
+        if !(account.registered() && name_matches) {
+            return self
+                .fail(Flow::Define, &key, &ticket, AuthError::IdentityNotVerified)
+                .await;
+        }
+        // Identity verified. A conflict or a reserved PESEL is no verdict on the
+        // secret: it must neither count as a failure nor clear earlier failures.
+        if account.password_phc.is_some() {
+            self.neutral(&key, &ticket).await?;
+            return Err(AuthError::PasswordAlreadyDefined);
+        }
+        if account.reserved && s.refuse_reserved {
+            self.neutral(&key, &ticket).await?;
+            return Err(AuthError::PeselReserved);
+        }
+        let Some(permit) = self.hasher().try_admit() else {
+            return self.shed(&key, &ticket).await;
+        };
+        let phc = self
+            .hasher()
+            .hash(&permit, password.expose())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "hashing failed");
+                AuthError::Overloaded { retry_after: 1 }
+            })?;
+        drop(permit);
+        let (token, spec) = session::new_token(s);
+        let settled = self
+            .settle(&key, &ticket, Settle::Success {
+                password: PasswordWrite::Define(phc),
+                session: Some(spec),
+            })
+            .await?;
+        if settled.already_defined {
+            // Another request defined it first.
+            return Err(AuthError::PasswordAlreadyDefined);
+        }
+        tracing::info!(event = "password_defined", cid = %key.correlation_id(), "password defined");
+        self.grant(&key, &token, &settled)
+    }
+
+    async fn login_inner(&self, input: LoginInput) -> Result<SessionGrant, AuthError> {
+        let pesel = parse_pesel(&input.pesel);
+        let password = LoginPassword::parse(&input.password);
+        let mut violations = Vec::new();
+        if let Err(e) = &pesel {
+            violations.push(Violation::new("pesel", e.code()));
+        }
+        if let Err(v) = &password {
+            violations.push(Violation::new(v.field(), v.code()));
+        }
+        let (Ok(pesel), Ok(password)) = (pesel, password) else {
+            return Err(AuthError::Validation(violations));
+        };
+
+        let now = now_millis();
+        self.check_period(now)?;
+        let key = self.keys().pesel_key(&pesel);
+        let (ticket, account) = self.reserve(&key, now).await?;
+        let Some(permit) = self.hasher().try_admit() else {
+            return self.shed(&key, &ticket).await;
+        };
+        // Unknown PESEL and no password defined verify against the dummy hash.
+        let stored = account.password_phc.as_deref();
+        let ok = self
+            .hasher()
+            .verify(&permit, password.expose(), stored)
+            .await
+            .unwrap_or(false);
+        if !ok {
+            drop(permit);
+            return self
+                .fail(Flow::Login, &key, &ticket, AuthError::InvalidCredentials)
+                .await;
+        }
+        let rehash = match stored {
+            Some(phc) if self.hasher().needs_rehash(phc) => {
+                self.hasher().hash(&permit, password.expose()).await.ok()
+            }
+            _ => None,
+        };
+        drop(permit);
+        let (token, spec) = session::new_token(self.settings());
+        let settled = self
+            .settle(&key, &ticket, Settle::Success {
+                password: rehash.map_or(PasswordWrite::Keep, PasswordWrite::Rehash),
+                session: Some(spec),
+            })
+            .await?;
+        if settled.session.is_none() {
+            tracing::info!(event = "login_window_closed", cid = %key.correlation_id(), "survey window closed");
+            return Err(AuthError::WindowClosed);
+        }
+        tracing::info!(event = "login_ok", cid = %key.correlation_id(), "login succeeded");
+        self.grant(&key, &token, &settled)
+    }
+
+    /// Step 3 of both flows: the lockout is consulted and an attempt reserved.
+    async fn reserve(
+        &self,
+        key: &PeselKey,
+        now: Millis,
+    ) -> Result<(String, crate::store::AccountRecord), AuthError> {
+        let ticket = session::random_hex(16);
+        match self
+            .store()
+            .begin_attempt(key, &ticket, now, &self.settings().lockout)
+            .await?
+        {
+            Begin::Allowed { account } => Ok((ticket, account)),
+            Begin::Locked { until } => {
+                tracing::info!(event = "attempt_while_locked", cid = %key.correlation_id(), "attempt refused: locked");
+                Err(AuthError::Locked {
+                    until,
+                    retry_after: seconds_until(now, until),
+                })
+            }
+            Begin::Contended { retry_at } => Err(AuthError::Locked {
+                until: retry_at,
+                retry_after: seconds_until(now, retry_at),
+            }),
+        }
+    }
+
+    async fn settle(&self, key: &PeselKey, ticket: &str, settle: Settle) -> Result<Settled, AuthError> {
+        Ok(self
+            .store()
+            .settle_attempt(key, ticket, now_millis(), &self.settings().lockout, settle)
+            .await?)
+    }
+
+    /// A failed credential check: counted, and answered 423 if it started a lock.
+    async fn fail(
+        &self,
+        flow: Flow,
+        key: &PeselKey,
+        ticket: &str,
+        error: AuthError,
+    ) -> Result<SessionGrant, AuthError> {
+        let settled = self.settle(key, ticket, Settle::Failure).await?;
+        let cid = key.correlation_id();
+        match settled.lock_started {
+            Some(lock) => {
+                self.metrics().lock_started(lock.level);
+                tracing::warn!(event = "lock_started", cid = %cid, flow = flow.label(), level = lock.level, "account locked");
+                let now = now_millis();
+                Err(AuthError::Locked {
+                    until: lock.until,
+                    retry_after: seconds_until(now, lock.until),
+                })
+            }
+            None => {
+                tracing::info!(event = "credentials_rejected", cid = %cid, flow = flow.label(), "credentials rejected");
+                Err(error)
+            }
+        }
+    }
+
+    async fn neutral(&self, key: &PeselKey, ticket: &str) -> Result<(), AuthError> {
+        self.settle(key, ticket, Settle::Neutral).await.map(|_| ())
+    }
+
+    /// The hashing pool is full: release the reservation and shed the request.
+    async fn shed(&self, key: &PeselKey, ticket: &str) -> Result<SessionGrant, AuthError> {
+        self.metrics().hash_rejected.inc();
+        let retry_after = self.hasher().retry_after_secs();
+        // Releasing is best effort: an unreleased reservation expires anyway.
+        let (this, key, ticket) = (self.clone(), *key, ticket.to_owned());
+        tokio::spawn(async move {
+            let _ = this.neutral(&key, &ticket).await;
+        });
+        Err(AuthError::Overloaded { retry_after })
+    }
+
+    fn grant(&self, key: &PeselKey, token: &[u8; 32], settled: &Settled) -> Result<SessionGrant, AuthError> {
+        let record = settled.session.ok_or(AuthError::WindowClosed)?;
+        Ok(SessionGrant {
+            cookie_value: session::cookie_value(key, token),
+            record,
+        })
+    }
+}

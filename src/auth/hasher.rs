@@ -1,0 +1,315 @@
+//! The Argon2id pool: hashing never runs on the async workers. `slots` OS
+//! threads take jobs from a channel; at most `queue` jobs may wait. Admission
+//! is a non-blocking semaphore take ([`HashPool::try_admit`]), so when the pool
+//! is full a request is refused in microseconds and memory stays bounded
+//! (slots × Argon2 memory) however many requests arrive.
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::metrics::Metrics;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Config {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Argon2Config {
+    fn params(&self) -> Result<Params, HashError> {
+        Params::new(self.memory_kib, self.iterations, self.parallelism, None)
+            .map_err(|e| HashError(e.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("hashing failed: {0}")]
+pub struct HashError(String);
+
+enum Job {
+    Hash {
+        password: SecretString,
+        reply: oneshot::Sender<Result<String, HashError>>,
+    },
+    Verify {
+        password: SecretString,
+        phc: String,
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+/// A place in the pool (running or queued), held for the whole of a request's
+/// hashing work and released when dropped.
+pub struct HashPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+pub struct HashPool {
+    jobs: crossbeam_channel::Sender<Job>,
+    admission: Arc<Semaphore>,
+    capacity: usize,
+    slots: usize,
+    busy: Arc<AtomicI64>,
+    /// Recent hash time in microseconds, for the Retry-After estimate.
+    recent_micros: Arc<AtomicU64>,
+    config: Argon2Config,
+    /// Verified against when there is nothing to verify, so that an unknown
+    /// PESEL costs the same time as a wrong password.
+    dummy_phc: String,
+}
+
+struct Worker {
+    secret: Arc<[u8]>,
+    config: Argon2Config,
+    busy: Arc<AtomicI64>,
+    recent_micros: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+}
+
+impl Worker {
+    fn argon2(&self) -> Result<Argon2<'_>, HashError> {
+        Argon2::new_with_secret(
+            &self.secret,
+            Algorithm::Argon2id,
+            Version::V0x13,
+            self.config.params()?,
+        )
+        .map_err(|e| HashError(e.to_string()))
+    }
+
+    fn run(self, jobs: crossbeam_channel::Receiver<Job>) {
+        // Ends when every sender is gone, i.e. when the pool is dropped.
+        for job in jobs {
+            self.busy.fetch_add(1, Ordering::Relaxed);
+            self.metrics.hash_slots_in_use.inc();
+            let start = Instant::now();
+            match job {
+                Job::Hash { password, reply } => {
+                    let result = self.argon2().and_then(|a| {
+                        a.hash_password(password.expose_secret().as_bytes())
+                            .map(|h| h.to_string())
+                            .map_err(|e| HashError(e.to_string()))
+                    });
+                    let _ = reply.send(result);
+                }
+                Job::Verify {
+                    password,
+                    phc,
+                    reply,
+                } => {
+                    // Skip the work if the request is already gone.
+                    let ok = !reply.is_closed()
+                        && self.argon2().is_ok_and(|a| {
+                            a.verify_password(password.expose_secret().as_bytes(), phc.as_str())
+                                .is_ok()
+                        });
+                    let _ = reply.send(ok);
+                }
+            }
+            let elapsed = start.elapsed();
+            self.metrics.hash_duration.observe(elapsed.as_secs_f64());
+            self.recent_micros
+                .store(elapsed.as_micros() as u64, Ordering::Relaxed);
+            self.metrics.hash_slots_in_use.dec();
+            self.busy.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl HashPool {
+    pub fn new(
+        secret: &[u8],
+        config: Argon2Config,
+        slots: usize,
+        queue: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, HashError> {
+        let slots = slots.max(1);
+        let capacity = slots + queue;
+        let secret: Arc<[u8]> = Arc::from(secret);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let busy = Arc::new(AtomicI64::new(0));
+        let recent_micros = Arc::new(AtomicU64::new(0));
+        let dummy_phc = {
+            let probe = Worker {
+                secret: secret.clone(),
+                config,
+                busy: busy.clone(),
+                recent_micros: recent_micros.clone(),
+                metrics: metrics.clone(),
+            };
+            let mut salt_src = [0u8; 16];
+            rand::Rng::fill_bytes(&mut rand::rng(), &mut salt_src);
+            probe
+                .argon2()?
+                .hash_password(&salt_src)
+                .map_err(|e| HashError(e.to_string()))?
+                .to_string()
+        };
+        for i in 0..slots {
+            let worker = Worker {
+                secret: secret.clone(),
+                config,
+                busy: busy.clone(),
+                recent_micros: recent_micros.clone(),
+                metrics: metrics.clone(),
+            };
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || worker.run(rx))
+                .map_err(|e| HashError(e.to_string()))?;
+        }
+        metrics.hash_slots.set(slots as i64);
+        metrics.hash_queue_capacity.set(queue as i64);
+        Ok(Self {
+            jobs: tx,
+            admission: Arc::new(Semaphore::new(capacity)),
+            capacity,
+            slots,
+            busy,
+            recent_micros,
+            config,
+            dummy_phc,
+        })
+    }
+
+    /// Takes a place in the pool without waiting, or `None` when it is full.
+    pub fn try_admit(&self) -> Option<HashPermit> {
+        self.admission.clone().try_acquire_owned().ok().map(HashPermit)
+    }
+
+    /// Jobs admitted but not running.
+    pub fn queued(&self) -> i64 {
+        let admitted = (self.capacity - self.admission.available_permits()) as i64;
+        (admitted - self.busy.load(Ordering::Relaxed)).max(0)
+    }
+
+    /// Seconds until a full queue has likely drained: a client told to come
+    /// back sooner would only be refused again.
+    pub fn retry_after_secs(&self) -> u64 {
+        let per_hash = self.recent_micros.load(Ordering::Relaxed).max(10_000);
+        let drain = per_hash * self.capacity as u64 / self.slots as u64;
+        drain.div_ceil(1_000_000).clamp(1, 30)
+    }
+
+    pub async fn hash(&self, _permit: &HashPermit, password: &str) -> Result<String, HashError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Job::Hash {
+            password: SecretString::from(password.to_owned()),
+            reply,
+        })?;
+        rx.await.map_err(|_| HashError("hash worker stopped".into()))?
+    }
+
+    /// Verifies against `phc`, or against the dummy hash when `phc` is `None`
+    /// (and then answers `false`), so both cost the same.
+    pub async fn verify(
+        &self,
+        _permit: &HashPermit,
+        password: &str,
+        phc: Option<&str>,
+    ) -> Result<bool, HashError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Job::Verify {
+            password: SecretString::from(password.to_owned()),
+            phc: phc.unwrap_or(&self.dummy_phc).to_owned(),
+            reply,
+        })?;
+        let ok = rx
+            .await
+            .map_err(|_| HashError("hash worker stopped".into()))?;
+        Ok(ok && phc.is_some())
+    }
+
+    fn submit(&self, job: Job) -> Result<(), HashError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| HashError("hash workers stopped".into()))
+    }
+
+    /// Whether `phc` was made with other parameters than the configured ones.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        let Ok(hash) = PasswordHash::new(phc) else {
+            return true;
+        };
+        let current = match self.config.params() {
+            Ok(p) => p,
+            Err(_) => return false,
+        };
+        let same = hash.algorithm == Algorithm::Argon2id.ident()
+            && hash.version == Some(Version::V0x13.into())
+            && Params::try_from(&hash).is_ok_and(|p| {
+                p.m_cost() == current.m_cost()
+                    && p.t_cost() == current.t_cost()
+                    && p.p_cost() == current.p_cost()
+            });
+        !same
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: Argon2Config = Argon2Config {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn pool(slots: usize, queue: usize) -> HashPool {
+        HashPool::new(b"pepper", FAST, slots, queue, Arc::new(Metrics::new("test"))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let p = pool(1, 1);
+        let permit = p.try_admit().unwrap();
+        let phc = p.hash(&permit, "Spis2021Ok").await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        assert!(p.verify(&permit, "Spis2021Ok", Some(&phc)).await.unwrap());
+        assert!(!p.verify(&permit, "spis2021ok", Some(&phc)).await.unwrap());
+        assert!(!p.verify(&permit, "anything", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_pepper_is_part_of_the_hash() {
+        let a = pool(1, 0);
+        let b = HashPool::new(b"other", FAST, 1, 0, Arc::new(Metrics::new("t"))).unwrap();
+        let permit = a.try_admit().unwrap();
+        let phc = a.hash(&permit, "Spis2021Ok").await.unwrap();
+        let permit_b = b.try_admit().unwrap();
+        assert!(!b.verify(&permit_b, "Spis2021Ok", Some(&phc)).await.unwrap());
+    }
+
+    #[test]
+    fn admission_is_bounded_by_slots_plus_queue() {
+        let p = pool(2, 3);
+        let permits: Vec<_> = (0..5).map(|_| p.try_admit().unwrap()).collect();
+        assert!(p.try_admit().is_none());
+        drop(permits);
+        assert!(p.try_admit().is_some());
+    }
+
+    #[tokio::test]
+    async fn old_parameters_need_a_rehash() {
+        let p = pool(1, 0);
+        let permit = p.try_admit().unwrap();
+        let phc = p.hash(&permit, "Spis2021Ok").await.unwrap();
+        assert!(!p.needs_rehash(&phc));
+        let stronger = HashPool::new(
+            b"pepper",
+            Argon2Config { iterations: 2, ..FAST },
+            1,
+            0,
+            Arc::new(Metrics::new("t")),
+        )
+        .unwrap();
+        assert!(stronger.needs_rehash(&phc));
+    }
+}

@@ -1,0 +1,141 @@
+//! Cross-cutting request handling: the client's IP (believing `X-Forwarded-For`
+//! only from trusted proxies), the per-IP rate limit, the CSRF `Origin` check,
+//! admin bearer auth, and one log line plus metrics per request.
+
+use super::problem::{Lang, Problem};
+use super::AppState;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, web};
+use governor::clock::{Clock, DefaultClock};
+use ipnet::IpNet;
+use std::net::IpAddr;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The client address: the peer, or, when the peer is a trusted proxy, the
+/// right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(req: &ServiceRequest, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !is_trusted(ip))
+            .unwrap_or(peer),
+    )
+}
+
+/// Per-IP limit on the credential endpoints: a refusal costs one map lookup.
+pub async fn rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| actix_web::error::ErrorInternalServerError("state"))?;
+    if let Some(ip) = client_ip(&req, &state.settings.server.trusted_proxies)
+        && let Err(not_until) = state.limiter.check_key(&ip)
+    {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+        state.auth.metrics().rate_limited.with_label_values(&[&route]).inc();
+        if let Some(flow) = match route.as_str() {
+            "/api/v1/login" => Some("login"),
+            "/api/v1/password" => Some("define"),
+            _ => None,
+        } {
+            state.auth.metrics().auth(flow, "rate_limited");
+        }
+        let lang = Lang::from_request(req.request());
+        let problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", lang)
+            .retry_after(wait.as_secs().max(1));
+        return Err(problem.into());
+    }
+    next.call(req).await
+}
+
+/// CSRF defence for state-changing requests: a present `Origin` must be ours.
+/// (Cookies are SameSite=Strict and bodies JSON-only as well.)
+pub async fn check_origin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && let Some(state) = req.app_data::<web::Data<AppState>>()
+        && let Some(origin) = req.headers().get(header::ORIGIN)
+        && origin.as_bytes() != state.settings.server.public_origin.as_bytes()
+    {
+        let lang = Lang::from_request(req.request());
+        return Err(Problem::new(StatusCode::FORBIDDEN, "origin_not_allowed", lang).into());
+    }
+    next.call(req).await
+}
+
+/// Request id, a span for everything logged while handling, one JSON log line
+/// per request and the HTTP metrics. Logs the route pattern, never the path
+/// (admin paths carry a PESEL).
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let start = Instant::now();
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.auth.metrics().clone());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let result = next.call(req).instrument(span.clone()).await;
+    let latency = start.elapsed();
+    let (status, route) = match &result {
+        Ok(res) => (
+            res.status().as_u16(),
+            res.request().match_pattern().unwrap_or_else(|| "unmatched".into()),
+        ),
+        Err(e) => (e.as_response_error().status_code().as_u16(), "unmatched".into()),
+    };
+    if let Some(m) = metrics {
+        m.http_requests
+            .with_label_values(&[&route, &method, &status.to_string()])
+            .inc();
+        m.http_duration
+            .with_label_values(&[&route, &method])
+            .observe(latency.as_secs_f64());
+    }
+    span.in_scope(|| {
+        tracing::info!(
+            target: "census_login::access",
+            method = %method,
+            route = %route,
+            status,
+            latency_ms = latency.as_secs_f64() * 1000.0,
+            "request"
+        )
+    });
+    result.map(|mut res| {
+        if let Ok(v) = header::HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+        }
+        res
+    })
+}
+
+#[derive(Clone)]
+pub struct RequestId(pub String);

@@ -1,0 +1,102 @@
+//! HTTP: the public API and page, the admin listener, problem+json errors and
+//! middleware. Handlers are thin: extract, call [`crate::auth`], map the error.
+
+pub mod admin;
+pub mod middleware;
+pub mod problem;
+pub mod public;
+pub mod web_assets;
+
+use crate::auth::AuthService;
+use crate::config::Settings;
+use actix_web::dev::Payload;
+use actix_web::error::JsonPayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, web};
+use governor::DefaultKeyedRateLimiter;
+use problem::{Lang, Problem};
+use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Shared by both listeners; cloned cheaply as `web::Data`.
+pub struct AppState {
+    pub auth: AuthService,
+    pub settings: Arc<Settings>,
+    pub meta: String,
+    pub limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub readiness: Arc<Readiness>,
+}
+
+/// What `/readyz` needs besides a store ping.
+#[derive(Default)]
+pub struct Readiness {
+    /// The registry seed has been loaded.
+    pub seeded: AtomicBool,
+    /// SIGTERM received: stop taking new traffic.
+    pub shutting_down: AtomicBool,
+}
+
+impl Readiness {
+    pub fn accepting(&self) -> bool {
+        self.seeded.load(Ordering::Acquire) && !self.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+/// The language and helpline of the request, for error responses.
+pub struct Ctx {
+    pub lang: Lang,
+    pub helpline: String,
+}
+
+impl Ctx {
+    pub fn problem(&self, err: crate::auth::AuthError) -> Problem {
+        Problem::from_auth(err, self.lang, &self.helpline)
+    }
+}
+
+impl FromRequest for Ctx {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let helpline = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.settings.census.helpline.clone())
+            .unwrap_or_default();
+        ready(Ok(Ctx {
+            lang: Lang::from_request(req),
+            helpline,
+        }))
+    }
+}
+
+/// JSON bodies: 16 KiB, `application/json` required, errors as problem+json.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(16 * 1024)
+        .content_type_required(true)
+        .error_handler(|err, req| {
+            let (status, code) = match &err {
+                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+                }
+                JsonPayloadError::ContentType => {
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+                }
+                _ => (StatusCode::BAD_REQUEST, "malformed_request"),
+            };
+            Problem::new(status, code, Lang::from_request(req)).into()
+        })
+}
+
+/// Any path or method nobody serves.
+pub async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
+    not_found_sync(&req)
+}
+
+pub fn not_found_sync(req: &HttpRequest) -> actix_web::HttpResponse {
+    use actix_web::ResponseError;
+    Problem::new(StatusCode::NOT_FOUND, "not_found", Lang::from_request(req)).error_response()
+}

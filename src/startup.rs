@@ -1,0 +1,361 @@
+//! `Application::build(settings)`: the one way to assemble the service, used
+//! by `main` and by every integration test. It binds both listeners (port 0
+//! works: the real ports are read back), wires the store, hashing pool and
+//! state, and starts the background tasks (registry seeding, store pinger,
+//! rate-limiter housekeeping).
+
+use crate::auth::hasher::{Argon2Config, HashPool};
+use crate::auth::{AuthService, AuthSettings};
+use crate::config::{Backend, Settings};
+use crate::domain::LockoutPolicy;
+use crate::domain::window::CensusPeriod;
+use crate::http::{self, AppState, Readiness, admin, middleware, public, web_assets};
+use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::registry;
+use crate::store::instrumented::Instrumented;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
+use crate::store::{RegistryRecord, Store};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
+use governor::{Quota, RateLimiter};
+use secrecy::SecretString;
+use std::net::TcpListener;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot bind {what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("password hashing: {0}")]
+    Hash(#[from] crate::auth::hasher::HashError),
+    #[error("registry seed file {path}: {reason}")]
+    Seed { path: String, reason: String },
+}
+
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'";
+
+pub struct Application {
+    public_port: u16,
+    admin_port: u16,
+    public: Server,
+    admin: Server,
+    state: web::Data<AppState>,
+}
+
+/// Stops a running application gracefully, as SIGTERM does.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    public: ServerHandle,
+    admin: ServerHandle,
+    readiness: Arc<Readiness>,
+    delay: Duration,
+}
+
+impl ShutdownHandle {
+    /// Readiness turns 503 at once; after `server.shutdown_delay` the public
+    /// listener stops accepting and in-flight requests get `shutdown_grace` to finish.
+    pub async fn shutdown(&self) {
+        self.readiness.shutting_down.store(true, Ordering::Release);
+        tracing::info!(event = "shutdown_started", "not ready; draining");
+        tokio::time::sleep(self.delay).await;
+        self.public.stop(true).await;
+        self.admin.stop(true).await;
+    }
+}
+
+/// Builds the store of `store.backend`, with metrics around every call.
+pub fn build_store(settings: &Settings, metrics: Arc<Metrics>) -> Result<Arc<dyn Store>, StartupError> {
+    let inner: Arc<dyn Store> = match settings.backend() {
+        Backend::Memory => Arc::new(MemoryStore::new()),
+        Backend::Redis => RedisStore::new(&settings.store.redis_url, settings.store.timeout)?,
+    };
+    Ok(Arc::new(Instrumented::new(inner, metrics)))
+}
+
+/// The pepper, or for the memory backend a random one (with a warning: every
+/// restart then forgets all passwords anyway).
+pub fn pepper(settings: &Settings) -> SecretString {
+    settings.secrets.pepper.clone().unwrap_or_else(|| {
+        tracing::warn!("secrets.pepper is not set: using a random pepper (memory store only)");
+        SecretString::from(crate::auth::session::random_hex(32))
+    })
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+fn seed_rows(settings: &Settings, keys: &Keys) -> Result<Vec<RegistryRecord>, StartupError> {
+    let (path, text) = match settings.registry.seed_file.as_deref() {
+        None => ("(bundled demo registry)".to_owned(), registry::DEMO_REGISTRY.to_owned()),
+        Some("") => return Ok(Vec::new()),
+        Some(path) => (
+            path.to_owned(),
+            std::fs::read_to_string(path).map_err(|e| StartupError::Seed {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?,
+        ),
+    };
+    let (rows, bad) = registry::parse(text.as_bytes()).map_err(|e| StartupError::Seed {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    for b in &bad {
+        tracing::warn!(file = %path, line = b.line, reason = %b.reason, "registry row skipped");
+    }
+    Ok(rows.iter().map(|r| r.to_record(keys)).collect())
+}
+
+/// The flows with their store, keys and hashing pool, as configured.
+pub fn build_auth(settings: &Settings, metrics: Arc<Metrics>) -> Result<AuthService, StartupError> {
+    let store = build_store(settings, metrics.clone())?;
+    let keys = Keys::from_pepper(&pepper(settings));
+    let p = &settings.password;
+    let hasher = HashPool::new(
+        keys.argon2_secret(),
+        Argon2Config {
+            memory_kib: p.argon2_memory_kib,
+            iterations: p.argon2_iterations,
+            parallelism: p.argon2_parallelism,
+        },
+        p.hash_slots(),
+        p.hash_queue(),
+        metrics.clone(),
+    )?;
+    let l = &settings.lockout;
+    let to_ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    let auth_settings = AuthSettings {
+        lockout: LockoutPolicy::new(
+            l.max_failures,
+            l.base_block,
+            l.multiplier,
+            l.max_block,
+            l.forget_after,
+            l.reservation_ttl,
+        ),
+        period: CensusPeriod {
+            opens_at: settings.census.opens_at.map(to_ms),
+            closes_at: settings.census.closes_at.map(to_ms),
+        },
+        window: ms(settings.survey.window),
+        idle: ms(settings.session.idle_timeout),
+        min_password_length: p.min_length,
+        refuse_reserved: settings.registry.refuse_reserved,
+    };
+    Ok(AuthService::new(store, keys, hasher, metrics, auth_settings))
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new(option_env!("CENSUS_GIT_COMMIT").unwrap_or("unknown")));
+        let auth = build_auth(&settings, metrics)?;
+        let seed = seed_rows(&settings, auth.keys())?;
+        let store = auth.store().clone();
+        let rl = &settings.rate_limit;
+        let quota = Quota::per_minute(NonZeroU32::new(rl.per_ip_per_minute).unwrap_or(NonZeroU32::MIN))
+            .allow_burst(NonZeroU32::new(rl.burst).unwrap_or(NonZeroU32::MIN));
+        let readiness = Arc::new(Readiness::default());
+        let state = web::Data::new(AppState {
+            auth,
+            settings: settings.clone(),
+            meta: public::meta_json(&settings),
+            limiter: Arc::new(RateLimiter::keyed(quota)),
+            readiness: readiness.clone(),
+        });
+
+        let bind = |what: &'static str, addr: std::net::SocketAddr| {
+            TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+                what,
+                addr: addr.to_string(),
+                source,
+            })
+        };
+        let public_listener = bind("server.listen", settings.server.listen)?;
+        let admin_listener = bind("server.admin_listen", settings.server.admin_listen)?;
+        let public_port = public_listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let admin_port = admin_listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let grace = settings.server.shutdown_grace.as_secs().max(1);
+
+        let secure = settings.session.cookie_secure;
+        let public_state = state.clone();
+        let public = HttpServer::new(move || {
+            let mut headers = DefaultHeaders::new()
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("Referrer-Policy", "no-referrer"))
+                .add(("Content-Security-Policy", CSP))
+                .add(("X-Frame-Options", "DENY"));
+            if secure {
+                headers = headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"));
+            }
+            App::new()
+                .app_data(public_state.clone())
+                .app_data(http::json_config())
+                .service(
+                    web::scope("/api/v1")
+                        .wrap(from_fn(middleware::check_origin))
+                        .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                        .route("/meta", web::get().to(public::meta))
+                        .route("/pesel/check", web::post().to(public::check_pesel))
+                        .service(
+                            web::resource("/password")
+                                .wrap(from_fn(middleware::rate_limit))
+                                .route(web::post().to(public::define_password)),
+                        )
+                        .service(
+                            web::resource("/login")
+                                .wrap(from_fn(middleware::rate_limit))
+                                .route(web::post().to(public::login)),
+                        )
+                        .route("/session", web::get().to(public::session))
+                        .route("/logout", web::post().to(public::logout))
+                        .service(
+                            web::resource("/no-pesel-requests")
+                                .wrap(from_fn(middleware::rate_limit))
+                                .route(web::post().to(public::no_pesel_request)),
+                        )
+                        .default_service(web::to(http::not_found)),
+                )
+                .route("/", web::get().to(web_assets::index))
+                .route("/assets/{path:.*}", web::get().to(web_assets::asset))
+                .default_service(web::to(http::not_found))
+                .wrap(headers)
+                .wrap(from_fn(middleware::observe))
+        })
+        .listen(public_listener)
+        .map_err(|source| StartupError::Bind {
+            what: "server.listen",
+            addr: settings.server.listen.to_string(),
+            source,
+        })?
+        .disable_signals()
+        .shutdown_timeout(grace)
+        .run();
+
+        let admin_state = state.clone();
+        let admin = HttpServer::new(move || {
+            App::new()
+                .app_data(admin_state.clone())
+                .route("/healthz", web::get().to(admin::healthz))
+                .route("/readyz", web::get().to(admin::readyz))
+                .route("/metrics", web::get().to(admin::metrics))
+                .service(
+                    web::scope("/admin/v1")
+                        .wrap(from_fn(admin::require_token))
+                        .route("/accounts/{pesel}", web::get().to(admin::account))
+                        .route("/accounts/{pesel}/unlock", web::post().to(admin::unlock))
+                        .route("/accounts/{pesel}/reset", web::post().to(admin::reset))
+                        .route("/no-pesel-requests", web::get().to(admin::no_pesel_requests)),
+                )
+                .default_service(web::to(http::not_found))
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("Cache-Control", "no-store"))
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("Referrer-Policy", "no-referrer"))
+                        .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")),
+                )
+                .wrap(from_fn(middleware::observe))
+        })
+        .workers(1)
+        .listen(admin_listener)
+        .map_err(|source| StartupError::Bind {
+            what: "server.admin_listen",
+            addr: settings.server.admin_listen.to_string(),
+            source,
+        })?
+        .disable_signals()
+        .shutdown_timeout(grace)
+        .run();
+
+        spawn_background(&state, store, seed);
+        Ok(Self {
+            public_port,
+            admin_port,
+            public,
+            admin,
+            state,
+        })
+    }
+
+    pub fn public_port(&self) -> u16 {
+        self.public_port
+    }
+
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+    }
+
+    pub fn auth(&self) -> &AuthService {
+        &self.state.auth
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            public: self.public.handle(),
+            admin: self.admin.handle(),
+            readiness: self.state.readiness.clone(),
+            delay: self.state.settings.server.shutdown_delay,
+        }
+    }
+
+    /// Serves until both listeners have stopped (see [`ShutdownHandle`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (a, b) = tokio::join!(self.public, self.admin);
+        a.and(b)
+    }
+}
+
+/// Background work of one application; every task ends with the runtime.
+fn spawn_background(state: &web::Data<AppState>, store: Arc<dyn Store>, seed: Vec<RegistryRecord>) {
+    // Seeding retries until the store answers: the service starts (not ready)
+    // while Redis is still down.
+    let readiness = state.readiness.clone();
+    let seed_store = store.clone();
+    tokio::spawn(async move {
+        loop {
+            match seed_store.upsert_registry(&seed).await {
+                Ok(()) => {
+                    readiness.seeded.store(true, Ordering::Release);
+                    tracing::info!(rows = seed.len(), "registry seed loaded");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "registry seed not loaded yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    // Keeps `census_store_up` current between readiness probes.
+    tokio::spawn(async move {
+        loop {
+            let _ = store.ping().await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    // Forget idle rate-limit entries so the map does not grow with every IP ever seen.
+    let limiter = Arc::downgrade(&state.limiter);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let Some(limiter) = limiter.upgrade() else { return };
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    });
+}
