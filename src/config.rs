@@ -235,10 +235,16 @@ impl Settings {
             return bad("password.min_length", "must be between 1 and 128");
         }
         if self.password.argon2_memory_kib < 8 * self.password.argon2_parallelism.max(1) {
-            return bad("password.argon2_memory_kib", "too small for the parallelism");
+            return bad(
+                "password.argon2_memory_kib",
+                "too small for the parallelism",
+            );
         }
         if self.password.argon2_iterations == 0 || self.password.argon2_parallelism == 0 {
-            return bad("password.argon2_iterations", "iterations and parallelism must be at least 1");
+            return bad(
+                "password.argon2_iterations",
+                "iterations and parallelism must be at least 1",
+            );
         }
         if self.rate_limit.per_ip_per_minute == 0 || self.rate_limit.burst == 0 {
             return bad("rate_limit.per_ip_per_minute", "limits must be at least 1");
@@ -297,7 +303,9 @@ mod tests {
 
     fn load_in(jail: &Jail) -> Result<Settings, ConfigError> {
         let env = std::env::var("CENSUS_ENV").ok();
-        Settings::from_figment(Settings::figment(jail.directory(), env.as_deref()).merge(env_provider()))
+        Settings::from_figment(
+            Settings::figment(jail.directory(), env.as_deref()).merge(env_provider()),
+        )
     }
 
     #[test]

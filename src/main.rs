@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "census-login", version, about = "Census self-enumeration login service")]
+#[command(
+    name = "census-login",
+    version,
+    about = "Census self-enumeration login service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -85,9 +89,11 @@ fn main() -> ExitCode {
             Command::Registry(RegistryCommand::Generate { .. }) => ExitCode::SUCCESS,
             Command::Unlock { pesel } => unlock(settings, &pesel).await,
             Command::Purge { yes } => purge(settings, yes).await,
-            Command::BenchHash { duration, threads, json } => {
-                census_login::auth::bench::run(&settings, duration, threads, json)
-            }
+            Command::BenchHash {
+                duration,
+                threads,
+                json,
+            } => census_login::auth::bench::run(&settings, duration, threads, json),
         }
     })
 }
@@ -102,7 +108,11 @@ async fn serve(settings: Settings) -> ExitCode {
         Ok(app) => app,
         Err(e) => return fail(&e.to_string()),
     };
-    tracing::info!(public_port = app.public_port(), admin_port = app.admin_port(), "listening");
+    tracing::info!(
+        public_port = app.public_port(),
+        admin_port = app.admin_port(),
+        "listening"
+    );
     let handle = app.shutdown_handle();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -121,7 +131,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             std::future::pending::<()>().await;
             return;
         };
@@ -162,7 +175,11 @@ async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
     }
     bar.finish();
     eprintln!("imported {} rows, {} bad", rows.len(), bad.len());
-    if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 async fn unlock(settings: Settings, pesel: &str) -> ExitCode {
@@ -181,7 +198,10 @@ async fn unlock(settings: Settings, pesel: &str) -> ExitCode {
 
 async fn purge(settings: Settings, yes: bool) -> ExitCode {
     if !yes {
-        eprint!("This deletes ALL census data (registry, accounts, sessions) from the {:?} store. Type PURGE to continue: ", settings.backend());
+        eprint!(
+            "This deletes ALL census data (registry, accounts, sessions) from the {:?} store. Type PURGE to continue: ",
+            settings.backend()
+        );
         let mut line = String::new();
         if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim() != "PURGE" {
             return fail("not confirmed; nothing deleted");

@@ -43,11 +43,13 @@ impl Metrics {
     pub fn new(git_commit: &str) -> Self {
         let r = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            register(&r, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
-        let gauge = |name: &str, help: &str| {
-            register(&r, IntGauge::new(name, help).expect("valid metric"))
-        };
+        let gauge =
+            |name: &str, help: &str| register(&r, IntGauge::new(name, help).expect("valid metric"));
         let build = register(
             &r,
             IntGaugeVec::new(
@@ -60,8 +62,10 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), git_commit])
             .set(1);
         #[cfg(target_os = "linux")]
-        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
-            .expect("process collector registers once per registry");
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process collector registers once per registry");
         Self {
             http_requests: counter_vec(
                 "census_http_requests_total",

@@ -63,7 +63,10 @@ pub fn parse(input: impl Read) -> Result<(Vec<RegistryRow>, Vec<BadRow>), Regist
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                bad.push(BadRow { line, reason: e.to_string() });
+                bad.push(BadRow {
+                    line,
+                    reason: e.to_string(),
+                });
                 continue;
             }
         };
@@ -74,7 +77,9 @@ pub fn parse(input: impl Read) -> Result<(Vec<RegistryRow>, Vec<BadRow>), Regist
         let reserved = match r_col.map(field).unwrap_or("") {
             "" | "false" => Ok(false),
             "true" => Ok(true),
-            other => Err(format!("reserved must be true, false or empty, not {other:?}")),
+            other => Err(format!(
+                "reserved must be true, false or empty, not {other:?}"
+            )),
         };
         match (pesel, name, reserved) {
             (Ok(pesel), Ok(maiden_name), Ok(reserved)) => rows.push(RegistryRow {
@@ -93,7 +98,10 @@ pub fn parse(input: impl Read) -> Result<(Vec<RegistryRow>, Vec<BadRow>), Regist
                 if let Err(e) = reserved {
                     reasons.push(e);
                 }
-                bad.push(BadRow { line, reason: reasons.join(", ") });
+                bad.push(BadRow {
+                    line,
+                    reason: reasons.join(", "),
+                });
             }
         }
     }
@@ -102,20 +110,105 @@ pub fn parse(input: impl Read) -> Result<(Vec<RegistryRow>, Vec<BadRow>), Regist
 
 /// Common Polish surnames in their feminine form, as a mother's maiden name is.
 const SURNAMES: &[&str] = &[
-    "Nowak", "Kowalska", "Wiśniewska", "Wójcik", "Kowalczyk", "Kamińska", "Lewandowska",
-    "Zielińska", "Szymańska", "Woźniak", "Dąbrowska", "Kozłowska", "Jankowska", "Mazur",
-    "Kwiatkowska", "Krawczyk", "Piotrowska", "Grabowska", "Nowakowska", "Pawłowska",
-    "Michalska", "Nowicka", "Adamczyk", "Dudek", "Zając", "Wieczorek", "Jabłońska", "Król",
-    "Majewska", "Olszewska", "Jaworska", "Wróbel", "Malinowska", "Pawlak", "Witkowska",
-    "Walczak", "Stępień", "Górska", "Rutkowska", "Michalak", "Sikora", "Ostrowska", "Baran",
-    "Duda", "Szewczyk", "Tomaszewska", "Pietrzak", "Marciniak", "Wróblewska", "Zalewska",
-    "Jakubowska", "Jasińska", "Zawadzka", "Sadowska", "Bąk", "Chmielewska", "Włodarczyk",
-    "Borkowska", "Czarnecka", "Sawicka", "Sokołowska", "Urbańska", "Kubiak", "Maciejewska",
-    "Szczepańska", "Kucharska", "Wilk", "Kalinowska", "Lis", "Mazurek", "Wysocka", "Adamska",
-    "Kaźmierczak", "Wojciechowska", "Sobczak", "Czerwińska", "Andrzejewska", "Cieślak",
-    "Głowacka", "Zakrzewska", "Kołodziej", "Sikorska", "Krajewska", "Gajewska", "Szymczak",
-    "Szulc", "Baranowska", "Laskowska", "Brzezińska", "Makowska", "Ziółkowska", "Przybylska",
-    "Łukasiewicz", "Nowak-Kowalska", "Domańska", "Kaczmarek", "Żak", "Ślusarczyk", "Źrałek",
+    "Nowak",
+    "Kowalska",
+    "Wiśniewska",
+    "Wójcik",
+    "Kowalczyk",
+    "Kamińska",
+    "Lewandowska",
+    "Zielińska",
+    "Szymańska",
+    "Woźniak",
+    "Dąbrowska",
+    "Kozłowska",
+    "Jankowska",
+    "Mazur",
+    "Kwiatkowska",
+    "Krawczyk",
+    "Piotrowska",
+    "Grabowska",
+    "Nowakowska",
+    "Pawłowska",
+    "Michalska",
+    "Nowicka",
+    "Adamczyk",
+    "Dudek",
+    "Zając",
+    "Wieczorek",
+    "Jabłońska",
+    "Król",
+    "Majewska",
+    "Olszewska",
+    "Jaworska",
+    "Wróbel",
+    "Malinowska",
+    "Pawlak",
+    "Witkowska",
+    "Walczak",
+    "Stępień",
+    "Górska",
+    "Rutkowska",
+    "Michalak",
+    "Sikora",
+    "Ostrowska",
+    "Baran",
+    "Duda",
+    "Szewczyk",
+    "Tomaszewska",
+    "Pietrzak",
+    "Marciniak",
+    "Wróblewska",
+    "Zalewska",
+    "Jakubowska",
+    "Jasińska",
+    "Zawadzka",
+    "Sadowska",
+    "Bąk",
+    "Chmielewska",
+    "Włodarczyk",
+    "Borkowska",
+    "Czarnecka",
+    "Sawicka",
+    "Sokołowska",
+    "Urbańska",
+    "Kubiak",
+    "Maciejewska",
+    "Szczepańska",
+    "Kucharska",
+    "Wilk",
+    "Kalinowska",
+    "Lis",
+    "Mazurek",
+    "Wysocka",
+    "Adamska",
+    "Kaźmierczak",
+    "Wojciechowska",
+    "Sobczak",
+    "Czerwińska",
+    "Andrzejewska",
+    "Cieślak",
+    "Głowacka",
+    "Zakrzewska",
+    "Kołodziej",
+    "Sikorska",
+    "Krajewska",
+    "Gajewska",
+    "Szymczak",
+    "Szulc",
+    "Baranowska",
+    "Laskowska",
+    "Brzezińska",
+    "Makowska",
+    "Ziółkowska",
+    "Przybylska",
+    "Łukasiewicz",
+    "Nowak-Kowalska",
+    "Domańska",
+    "Kaczmarek",
+    "Żak",
+    "Ślusarczyk",
+    "Źrałek",
 ];
 
 /// Birth years weighted roughly like the living population in 2021.
@@ -135,7 +228,13 @@ fn generate_pesel(rng: &mut impl Rng) -> String {
     let day = rng.random_range(1..=28u8);
     let offset = if year >= 2000 { 20 } else { 0 };
     let serial = rng.random_range(0..10_000u16);
-    let first_ten = format!("{:02}{:02}{:02}{:04}", year % 100, month + offset, day, serial);
+    let first_ten = format!(
+        "{:02}{:02}{:02}{:04}",
+        year % 100,
+        month + offset,
+        day,
+        serial
+    );
     let digits: Vec<u8> = first_ten.bytes().map(|b| b - b'0').collect();
     format!("{first_ten}{}", checksum_digit(&digits))
 }
@@ -189,13 +288,17 @@ mod tests {
 
     #[test]
     fn the_reserved_column_is_optional() {
-        let (rows, bad) = parse("pesel,mother_maiden_name\n97071225308,Nowak\n".as_bytes()).unwrap();
+        let (rows, bad) =
+            parse("pesel,mother_maiden_name\n97071225308,Nowak\n".as_bytes()).unwrap();
         assert_eq!((rows.len(), bad.len()), (1, 0));
     }
 
     #[test]
     fn a_header_without_the_columns_is_refused() {
-        assert!(matches!(parse("a,b\n1,2\n".as_bytes()), Err(RegistryError::Header)));
+        assert!(matches!(
+            parse("a,b\n1,2\n".as_bytes()),
+            Err(RegistryError::Header)
+        ));
     }
 
     #[test]

@@ -77,7 +77,10 @@ impl ShutdownHandle {
 }
 
 /// Builds the store of `store.backend`, with metrics around every call.
-pub fn build_store(settings: &Settings, metrics: Arc<Metrics>) -> Result<Arc<dyn Store>, StartupError> {
+pub fn build_store(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<dyn Store>, StartupError> {
     let inner: Arc<dyn Store> = match settings.backend() {
         Backend::Memory => Arc::new(MemoryStore::new()),
         Backend::Redis => RedisStore::new(&settings.store.redis_url, settings.store.timeout)?,
@@ -100,7 +103,10 @@ fn ms(d: Duration) -> i64 {
 
 fn seed_rows(settings: &Settings, keys: &Keys) -> Result<Vec<RegistryRecord>, StartupError> {
     let (path, text) = match settings.registry.seed_file.as_deref() {
-        None => ("(bundled demo registry)".to_owned(), registry::DEMO_REGISTRY.to_owned()),
+        None => (
+            "(bundled demo registry)".to_owned(),
+            registry::DEMO_REGISTRY.to_owned(),
+        ),
         Some("") => return Ok(Vec::new()),
         Some(path) => (
             path.to_owned(),
@@ -156,19 +162,28 @@ pub fn build_auth(settings: &Settings, metrics: Arc<Metrics>) -> Result<AuthServ
         min_password_length: p.min_length,
         refuse_reserved: settings.registry.refuse_reserved,
     };
-    Ok(AuthService::new(store, keys, hasher, metrics, auth_settings))
+    Ok(AuthService::new(
+        store,
+        keys,
+        hasher,
+        metrics,
+        auth_settings,
+    ))
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
-        let metrics = Arc::new(Metrics::new(option_env!("CENSUS_GIT_COMMIT").unwrap_or("unknown")));
+        let metrics = Arc::new(Metrics::new(
+            option_env!("CENSUS_GIT_COMMIT").unwrap_or("unknown"),
+        ));
         let auth = build_auth(&settings, metrics)?;
         let seed = seed_rows(&settings, auth.keys())?;
         let store = auth.store().clone();
         let rl = &settings.rate_limit;
-        let quota = Quota::per_minute(NonZeroU32::new(rl.per_ip_per_minute).unwrap_or(NonZeroU32::MIN))
-            .allow_burst(NonZeroU32::new(rl.burst).unwrap_or(NonZeroU32::MIN));
+        let quota =
+            Quota::per_minute(NonZeroU32::new(rl.per_ip_per_minute).unwrap_or(NonZeroU32::MIN))
+                .allow_burst(NonZeroU32::new(rl.burst).unwrap_or(NonZeroU32::MIN));
         let readiness = Arc::new(Readiness::default());
         let state = web::Data::new(AppState {
             auth,
@@ -200,7 +215,10 @@ impl Application {
                 .add(("Content-Security-Policy", CSP))
                 .add(("X-Frame-Options", "DENY"));
             if secure {
-                headers = headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"));
+                headers = headers.add((
+                    "Strict-Transport-Security",
+                    "max-age=31536000; includeSubDomains",
+                ));
             }
             App::new()
                 .app_data(public_state.clone())
@@ -233,6 +251,7 @@ impl Application {
                 .route("/", web::get().to(web_assets::index))
                 .route("/assets/{path:.*}", web::get().to(web_assets::asset))
                 .default_service(web::to(http::not_found))
+                .wrap(from_fn(middleware::ensure_problem))
                 .wrap(headers)
                 .wrap(from_fn(middleware::observe))
         })
@@ -259,15 +278,22 @@ impl Application {
                         .route("/accounts/{pesel}", web::get().to(admin::account))
                         .route("/accounts/{pesel}/unlock", web::post().to(admin::unlock))
                         .route("/accounts/{pesel}/reset", web::post().to(admin::reset))
-                        .route("/no-pesel-requests", web::get().to(admin::no_pesel_requests)),
+                        .route(
+                            "/no-pesel-requests",
+                            web::get().to(admin::no_pesel_requests),
+                        ),
                 )
                 .default_service(web::to(http::not_found))
+                .wrap(from_fn(middleware::ensure_problem))
                 .wrap(
                     DefaultHeaders::new()
                         .add(("Cache-Control", "no-store"))
                         .add(("X-Content-Type-Options", "nosniff"))
                         .add(("Referrer-Policy", "no-referrer"))
-                        .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")),
+                        .add((
+                            "Content-Security-Policy",
+                            "default-src 'none'; frame-ancestors 'none'",
+                        )),
                 )
                 .wrap(from_fn(middleware::observe))
         })
@@ -353,7 +379,9 @@ fn spawn_background(state: &web::Data<AppState>, store: Arc<dyn Store>, seed: Ve
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(60)).await;
-            let Some(limiter) = limiter.upgrade() else { return };
+            let Some(limiter) = limiter.upgrade() else {
+                return;
+            };
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

@@ -11,11 +11,13 @@ pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let format = settings.format.unwrap_or(if std::io::stdout().is_terminal() {
-        LogFormat::Pretty
-    } else {
-        LogFormat::Json
-    });
+    let format = settings
+        .format
+        .unwrap_or(if std::io::stdout().is_terminal() {
+            LogFormat::Pretty
+        } else {
+            LogFormat::Json
+        });
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Json => builder

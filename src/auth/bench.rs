@@ -10,9 +10,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub fn run(settings: &Settings, duration: Duration, threads: Option<usize>, json: bool) -> ExitCode {
+pub fn run(
+    settings: &Settings,
+    duration: Duration,
+    threads: Option<usize>,
+    json: bool,
+) -> ExitCode {
     let p = &settings.password;
-    let params = match Params::new(p.argon2_memory_kib, p.argon2_iterations, p.argon2_parallelism, None) {
+    let params = match Params::new(
+        p.argon2_memory_kib,
+        p.argon2_iterations,
+        p.argon2_parallelism,
+        None,
+    ) {
         Ok(params) => params,
         Err(e) => {
             eprintln!("census-login: bad Argon2 parameters: {e}");
@@ -30,7 +40,9 @@ pub fn run(settings: &Settings, duration: Duration, threads: Option<usize>, json
             let (stop, count, params) = (stop.clone(), count.clone(), params.clone());
             std::thread::spawn(move || {
                 let secret = [7u8; 32];
-                let Ok(argon2) = Argon2::new_with_secret(&secret, Algorithm::Argon2id, Version::V0x13, params) else {
+                let Ok(argon2) =
+                    Argon2::new_with_secret(&secret, Algorithm::Argon2id, Version::V0x13, params)
+                else {
                     return;
                 };
                 while !stop.load(Ordering::Relaxed) {

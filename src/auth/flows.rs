@@ -67,7 +67,9 @@ impl AuthService {
                 Err(AuthError::StoreUnavailable)
             }
         };
-        let label = result.as_ref().map_or_else(AuthError::result_label, |_| "ok");
+        let label = result
+            .as_ref()
+            .map_or_else(AuthError::result_label, |_| "ok");
         self.metrics().auth(flow.label(), label);
         result
     }
@@ -134,10 +136,14 @@ impl AuthService {
         drop(permit);
         let (token, spec) = session::new_token(s);
         let settled = self
-            .settle(&key, &ticket, Settle::Success {
-                password: PasswordWrite::Define(phc),
-                session: Some(spec),
-            })
+            .settle(
+                &key,
+                &ticket,
+                Settle::Success {
+                    password: PasswordWrite::Define(phc),
+                    session: Some(spec),
+                },
+            )
             .await?;
         if settled.already_defined {
             // Another request defined it first.
@@ -190,10 +196,14 @@ impl AuthService {
         drop(permit);
         let (token, spec) = session::new_token(self.settings());
         let settled = self
-            .settle(&key, &ticket, Settle::Success {
-                password: rehash.map_or(PasswordWrite::Keep, PasswordWrite::Rehash),
-                session: Some(spec),
-            })
+            .settle(
+                &key,
+                &ticket,
+                Settle::Success {
+                    password: rehash.map_or(PasswordWrite::Keep, PasswordWrite::Rehash),
+                    session: Some(spec),
+                },
+            )
             .await?;
         if settled.session.is_none() {
             tracing::info!(event = "login_window_closed", cid = %key.correlation_id(), "survey window closed");
@@ -230,7 +240,12 @@ impl AuthService {
         }
     }
 
-    async fn settle(&self, key: &PeselKey, ticket: &str, settle: Settle) -> Result<Settled, AuthError> {
+    async fn settle(
+        &self,
+        key: &PeselKey,
+        ticket: &str,
+        settle: Settle,
+    ) -> Result<Settled, AuthError> {
         Ok(self
             .store()
             .settle_attempt(key, ticket, now_millis(), &self.settings().lockout, settle)
@@ -280,7 +295,12 @@ impl AuthService {
         Err(AuthError::Overloaded { retry_after })
     }
 
-    fn grant(&self, key: &PeselKey, token: &[u8; 32], settled: &Settled) -> Result<SessionGrant, AuthError> {
+    fn grant(
+        &self,
+        key: &PeselKey,
+        token: &[u8; 32],
+        settled: &Settled,
+    ) -> Result<SessionGrant, AuthError> {
         let record = settled.session.ok_or(AuthError::WindowClosed)?;
         Ok(SessionGrant {
             cookie_value: session::cookie_value(key, token),

@@ -180,7 +180,11 @@ impl HashPool {
 
     /// Takes a place in the pool without waiting, or `None` when it is full.
     pub fn try_admit(&self) -> Option<HashPermit> {
-        self.admission.clone().try_acquire_owned().ok().map(HashPermit)
+        self.admission
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(HashPermit)
     }
 
     /// Jobs admitted but not running.
@@ -203,7 +207,8 @@ impl HashPool {
             password: SecretString::from(password.to_owned()),
             reply,
         })?;
-        rx.await.map_err(|_| HashError("hash worker stopped".into()))?
+        rx.await
+            .map_err(|_| HashError("hash worker stopped".into()))?
     }
 
     /// Verifies against `phc`, or against the dummy hash when `phc` is `None`
@@ -263,7 +268,14 @@ mod tests {
     };
 
     fn pool(slots: usize, queue: usize) -> HashPool {
-        HashPool::new(b"pepper", FAST, slots, queue, Arc::new(Metrics::new("test"))).unwrap()
+        HashPool::new(
+            b"pepper",
+            FAST,
+            slots,
+            queue,
+            Arc::new(Metrics::new("test")),
+        )
+        .unwrap()
     }
 
     #[tokio::test]
@@ -304,7 +316,10 @@ mod tests {
         assert!(!p.needs_rehash(&phc));
         let stronger = HashPool::new(
             b"pepper",
-            Argon2Config { iterations: 2, ..FAST },
+            Argon2Config {
+                iterations: 2,
+                ..FAST
+            },
             1,
             0,
             Arc::new(Metrics::new("t")),

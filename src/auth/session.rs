@@ -61,7 +61,12 @@ impl AuthService {
             .and_then(SessionCookie::parse)
             .ok_or(AuthError::NotAuthenticated)?;
         self.store()
-            .touch_session(&cookie.key, &cookie.token_hash, now_millis(), self.settings().idle)
+            .touch_session(
+                &cookie.key,
+                &cookie.token_hash,
+                now_millis(),
+                self.settings().idle,
+            )
             .await?
             .ok_or(AuthError::NotAuthenticated)
     }
@@ -90,7 +95,13 @@ mod tests {
         let parsed = SessionCookie::parse(&cookie_value(&key, &token)).unwrap();
         assert_eq!(parsed.key, key);
         assert_eq!(parsed.token_hash, token_hash(&token));
-        for bad in ["", "x", "zz.abc", "00112233445566778899aabbccddeeff.", "00112233445566778899aabbccddeeff.AAAA"] {
+        for bad in [
+            "",
+            "x",
+            "zz.abc",
+            "00112233445566778899aabbccddeeff.",
+            "00112233445566778899aabbccddeeff.AAAA",
+        ] {
             assert!(SessionCookie::parse(bad).is_none(), "{bad}");
         }
     }

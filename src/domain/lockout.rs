@@ -247,7 +247,11 @@ mod tests {
     }
 
     /// One complete attempt: reserve, then settle with `outcome` if allowed.
-    fn attempt(s: &mut LockState, now: Millis, outcome: Outcome) -> Result<Option<LockStarted>, Reservation> {
+    fn attempt(
+        s: &mut LockState,
+        now: Millis,
+        outcome: Outcome,
+    ) -> Result<Option<LockStarted>, Reservation> {
         match s.reserve(&policy(), now, "t") {
             Reservation::Allowed => Ok(s.settle(&policy(), now, "t", outcome)),
             other => Err(other),
@@ -262,7 +266,10 @@ mod tests {
         }
         assert_eq!(
             attempt(&mut s, 4, Outcome::Failure),
-            Ok(Some(LockStarted { level: 1, until: 4 + H }))
+            Ok(Some(LockStarted {
+                level: 1,
+                until: 4 + H
+            }))
         );
     }
 
@@ -296,7 +303,10 @@ mod tests {
             expected.push(policy().block_for_level(level));
             assert_eq!(started.level, level);
         }
-        assert_eq!(seen, vec![2 * H, 4 * H, 8 * H, 16 * H, 24 * H, 24 * H, 24 * H]);
+        assert_eq!(
+            seen,
+            vec![2 * H, 4 * H, 8 * H, 16 * H, 24 * H, 24 * H, 24 * H]
+        );
         assert_eq!(seen, expected);
         assert!(now > 0);
     }
@@ -351,7 +361,9 @@ mod tests {
         }
         assert_eq!(
             s.reserve(&p, 0, "t5"),
-            Reservation::Contended { retry_at: CONTENDED_RETRY }
+            Reservation::Contended {
+                retry_at: CONTENDED_RETRY
+            }
         );
         for i in 0..5 {
             s.settle(&p, 1, &format!("t{i}"), Outcome::Failure);
@@ -380,7 +392,10 @@ mod tests {
         assert_eq!(s.failures, 1);
         assert!(s.pending.is_empty());
         // Settling it late does not count it twice.
-        assert_eq!(s.settle(&p, p.reservation_ttl + 1, "lost", Outcome::Failure), None);
+        assert_eq!(
+            s.settle(&p, p.reservation_ttl + 1, "lost", Outcome::Failure),
+            None
+        );
         assert_eq!(s.failures, 1);
     }
 

@@ -29,7 +29,9 @@ impl MaidenName {
     pub fn parse(input: &str) -> Result<Self, MaidenNameError> {
         let trimmed = input.trim();
         let count = trimmed.chars().count();
-        let allowed = trimmed.chars().all(|c| c.is_alphabetic() || is_separator(c));
+        let allowed = trimmed
+            .chars()
+            .all(|c| c.is_alphabetic() || is_separator(c));
         // At least one letter: a name of only hyphens normalizes to nothing.
         let has_letter = trimmed.chars().any(char::is_alphabetic);
         if (1..=MAX_CHARS).contains(&count) && allowed && has_letter {

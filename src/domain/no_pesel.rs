@@ -99,20 +99,35 @@ mod tests {
     fn name_and_one_contact_suffice() {
         let r = NoPeselRequest::parse("Jan Kowalski", None, Some("+48 600 100 200"), None).unwrap();
         assert_eq!(r.phone.as_deref(), Some("+48 600 100 200"));
-        assert!(NoPeselRequest::parse("Anna Nowak", Some("anna@example.pl"), None, Some("")).is_ok());
+        assert!(
+            NoPeselRequest::parse("Anna Nowak", Some("anna@example.pl"), None, Some("")).is_ok()
+        );
     }
 
     #[test]
     fn a_contact_is_required() {
-        assert_eq!(codes(NoPeselRequest::parse("Jan", Some(" "), None, None)), vec!["contact_required"]);
+        assert_eq!(
+            codes(NoPeselRequest::parse("Jan", Some(" "), None, None)),
+            vec!["contact_required"]
+        );
     }
 
     #[test]
     fn all_violations_are_listed() {
         let long = "x".repeat(2001);
         assert_eq!(
-            codes(NoPeselRequest::parse("", Some("nope"), Some("12"), Some(&long))),
-            vec!["full_name_invalid", "email_invalid", "phone_invalid", "message_too_long"]
+            codes(NoPeselRequest::parse(
+                "",
+                Some("nope"),
+                Some("12"),
+                Some(&long)
+            )),
+            vec![
+                "full_name_invalid",
+                "email_invalid",
+                "phone_invalid",
+                "message_too_long"
+            ]
         );
     }
 }

@@ -63,11 +63,17 @@ mod tests {
 
     #[test]
     fn either_bound_of_the_census_may_be_unset() {
-        let open = CensusPeriod { opens_at: Some(10), closes_at: Some(20) };
+        let open = CensusPeriod {
+            opens_at: Some(10),
+            closes_at: Some(20),
+        };
         assert_eq!(open.check(9), Err(PeriodError::NotOpen));
         assert_eq!(open.check(10), Ok(()));
         assert_eq!(open.check(20), Err(PeriodError::Closed));
-        let unbounded = CensusPeriod { opens_at: None, closes_at: None };
+        let unbounded = CensusPeriod {
+            opens_at: None,
+            closes_at: None,
+        };
         assert_eq!(unbounded.check(i64::MAX), Ok(()));
     }
 }

@@ -78,13 +78,9 @@ pub async fn account(
     let s = state.auth.settings();
     let (a, l) = (&status.account, &status.lock);
     let now = now_millis();
-    let window_ends = a.first_login_at.map(|fl| {
-        rfc3339(window_end(
-            fl,
-            s.window,
-            s.period.closes_at,
-        ))
-    });
+    let window_ends = a
+        .first_login_at
+        .map(|fl| rfc3339(window_end(fl, s.window, s.period.closes_at)));
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "registered": a.registered(),
         "passwordDefined": a.password_phc.is_some(),
@@ -125,7 +121,10 @@ pub async fn reset(
     Ok(HttpResponse::NoContent().finish())
 }
 
-pub async fn no_pesel_requests(state: web::Data<AppState>, ctx: Ctx) -> Result<HttpResponse, Problem> {
+pub async fn no_pesel_requests(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+) -> Result<HttpResponse, Problem> {
     let list = state
         .auth
         .no_pesel_requests()

@@ -2,8 +2,8 @@
 //! only from trusted proxies), the per-IP rate limit, the CSRF `Origin` check,
 //! admin bearer auth, and one log line plus metrics per request.
 
-use super::problem::{Lang, Problem};
 use super::AppState;
+use super::problem::{Lang, Problem};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
@@ -53,7 +53,12 @@ pub async fn rate_limit(
     {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-        state.auth.metrics().rate_limited.with_label_values(&[&route]).inc();
+        state
+            .auth
+            .metrics()
+            .rate_limited
+            .with_label_values(&[&route])
+            .inc();
         if let Some(flow) = match route.as_str() {
             "/api/v1/login" => Some("login"),
             "/api/v1/password" => Some("define"),
@@ -107,9 +112,14 @@ pub async fn observe(
     let (status, route) = match &result {
         Ok(res) => (
             res.status().as_u16(),
-            res.request().match_pattern().unwrap_or_else(|| "unmatched".into()),
+            res.request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".into()),
         ),
-        Err(e) => (e.as_response_error().status_code().as_u16(), "unmatched".into()),
+        Err(e) => (
+            e.as_response_error().status_code().as_u16(),
+            "unmatched".into(),
+        ),
     };
     if let Some(m) = metrics {
         m.http_requests
@@ -131,7 +141,8 @@ pub async fn observe(
     });
     result.map(|mut res| {
         if let Ok(v) = header::HeaderValue::from_str(&request_id) {
-            res.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+            res.headers_mut()
+                .insert(header::HeaderName::from_static("x-request-id"), v);
         }
         res
     })
@@ -139,3 +150,32 @@ pub async fn observe(
 
 #[derive(Clone)]
 pub struct RequestId(pub String);
+
+/// Every error is problem+json (API.md), including the ones actix-web makes
+/// itself (405 for a known path with another method, 404).
+pub async fn ensure_problem(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let res = next.call(req).await?;
+    // Our own error bodies (problem+json, the readiness JSON) have a JSON type;
+    // actix-web's have none or plain text.
+    let ours = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/"));
+    if res.status().as_u16() < 400 || ours {
+        return Ok(res.map_into_left_body());
+    }
+    let code = match res.status() {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        _ => "internal_error",
+    };
+    let lang = Lang::from_request(res.request());
+    let status = res.status();
+    let problem = Problem::new(status, code, lang);
+    let (req, _) = res.into_parts();
+    let response = actix_web::ResponseError::error_response(&problem);
+    Ok(ServiceResponse::new(req, response).map_into_right_body())
+}

@@ -79,7 +79,8 @@ pub fn json_config() -> web::JsonConfig {
         .content_type_required(true)
         .error_handler(|err, req| {
             let (status, code) = match &err {
-                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => {
                     (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
                 }
                 JsonPayloadError::ContentType => {

@@ -150,7 +150,10 @@ impl Problem {
             detail = detail.replace("{seconds}", &s.to_string());
         }
         ProblemBody {
-            kind: format!("https://spis.gov.pl/problems/{}", self.code.replace('_', "-")),
+            kind: format!(
+                "https://spis.gov.pl/problems/{}",
+                self.code.replace('_', "-")
+            ),
             title,
             status: self.status.as_u16(),
             code: self.code,
@@ -205,75 +208,162 @@ impl ResponseError for Problem {
 fn texts(code: &str, en: bool) -> (&'static str, &'static str) {
     let (pl, en_t): ((&str, &str), (&str, &str)) = match code {
         "malformed_request" => (
-            ("Nieprawidłowe żądanie", "Treść żądania nie jest poprawnym JSON-em, brakuje pola, pole ma zły typ albo jest nieznane."),
-            ("Malformed request", "The body is not valid JSON, a field is missing or has the wrong type, or an unknown field is present."),
+            (
+                "Nieprawidłowe żądanie",
+                "Treść żądania nie jest poprawnym JSON-em, brakuje pola, pole ma zły typ albo jest nieznane.",
+            ),
+            (
+                "Malformed request",
+                "The body is not valid JSON, a field is missing or has the wrong type, or an unknown field is present.",
+            ),
         ),
         "payload_too_large" => (
             ("Zbyt duże żądanie", "Treść żądania przekracza 16 KiB."),
             ("Payload too large", "The request body exceeds 16 KiB."),
         ),
         "unsupported_media_type" => (
-            ("Nieobsługiwany typ treści", "Wymagany jest nagłówek Content-Type: application/json."),
-            ("Unsupported media type", "Content-Type: application/json is required."),
+            (
+                "Nieobsługiwany typ treści",
+                "Wymagany jest nagłówek Content-Type: application/json.",
+            ),
+            (
+                "Unsupported media type",
+                "Content-Type: application/json is required.",
+            ),
         ),
         "validation_failed" => (
             ("Błędne dane", "Popraw wskazane pola."),
             ("Validation failed", "Please correct the listed fields."),
         ),
         "invalid_credentials" => (
-            ("Logowanie nieudane", "Nieprawidłowy numer PESEL lub hasło. Jeśli logujesz się pierwszy raz, użyj opcji ZDEFINIUJ HASŁO."),
-            ("Login failed", "Incorrect PESEL or password. If this is your first visit, use DEFINE PASSWORD."),
+            (
+                "Logowanie nieudane",
+                "Nieprawidłowy numer PESEL lub hasło. Jeśli logujesz się pierwszy raz, użyj opcji ZDEFINIUJ HASŁO.",
+            ),
+            (
+                "Login failed",
+                "Incorrect PESEL or password. If this is your first visit, use DEFINE PASSWORD.",
+            ),
         ),
         "identity_not_verified" => (
-            ("Nie potwierdzono tożsamości", "Numer PESEL lub nazwisko rodowe matki nie zgadzają się z rejestrem."),
-            ("Identity not verified", "The PESEL or mother's maiden name does not match the registry."),
+            (
+                "Nie potwierdzono tożsamości",
+                "Numer PESEL lub nazwisko rodowe matki nie zgadzają się z rejestrem.",
+            ),
+            (
+                "Identity not verified",
+                "The PESEL or mother's maiden name does not match the registry.",
+            ),
         ),
         "not_authenticated" => (
             ("Brak sesji", "Nie jesteś zalogowany albo sesja wygasła."),
-            ("Not authenticated", "You are not logged in or your session has expired."),
+            (
+                "Not authenticated",
+                "You are not logged in or your session has expired.",
+            ),
         ),
         "survey_window_closed" => (
-            ("Czas na samospis minął", "Samospis był możliwy przez 14 dni od pierwszego logowania. Spisz się przez telefon: infolinia spisowa {helpline}."),
-            ("Survey window closed", "Self-enumeration was possible for 14 days from the first login. You can be enumerated by phone: census helpline {helpline}."),
+            (
+                "Czas na samospis minął",
+                "Samospis był możliwy przez 14 dni od pierwszego logowania. Spisz się przez telefon: infolinia spisowa {helpline}.",
+            ),
+            (
+                "Survey window closed",
+                "Self-enumeration was possible for 14 days from the first login. You can be enumerated by phone: census helpline {helpline}.",
+            ),
         ),
         "census_not_open" => (
-            ("Spis jeszcze się nie rozpoczął", "Logowanie będzie możliwe od dnia rozpoczęcia spisu."),
+            (
+                "Spis jeszcze się nie rozpoczął",
+                "Logowanie będzie możliwe od dnia rozpoczęcia spisu.",
+            ),
             ("Census not open", "Login opens when the census starts."),
         ),
         "census_closed" => (
-            ("Spis zakończony", "Spis powszechny został zakończony. Informacje: infolinia spisowa {helpline}."),
-            ("Census closed", "The census has ended. Information: census helpline {helpline}."),
+            (
+                "Spis zakończony",
+                "Spis powszechny został zakończony. Informacje: infolinia spisowa {helpline}.",
+            ),
+            (
+                "Census closed",
+                "The census has ended. Information: census helpline {helpline}.",
+            ),
         ),
         "pesel_reserved" => (
-            ("Numer PESEL zastrzeżony", "Dla zastrzeżonego numeru PESEL nie można zdefiniować hasła. Zaloguj się przez login.gov.pl lub zadzwoń na infolinię spisową {helpline}."),
-            ("PESEL reserved", "A password cannot be defined for a reserved PESEL. Log in through login.gov.pl or call the census helpline {helpline}."),
+            (
+                "Numer PESEL zastrzeżony",
+                "Dla zastrzeżonego numeru PESEL nie można zdefiniować hasła. Zaloguj się przez login.gov.pl lub zadzwoń na infolinię spisową {helpline}.",
+            ),
+            (
+                "PESEL reserved",
+                "A password cannot be defined for a reserved PESEL. Log in through login.gov.pl or call the census helpline {helpline}.",
+            ),
         ),
         "origin_not_allowed" => (
-            ("Niedozwolone źródło żądania", "Żądanie pochodzi z innej strony niż formularz spisowy."),
-            ("Origin not allowed", "The request comes from another site than the census form."),
+            (
+                "Niedozwolone źródło żądania",
+                "Żądanie pochodzi z innej strony niż formularz spisowy.",
+            ),
+            (
+                "Origin not allowed",
+                "The request comes from another site than the census form.",
+            ),
         ),
         "password_already_defined" => (
-            ("Hasło już zdefiniowane", "Hasło dla tego numeru PESEL zostało już zdefiniowane. Zaloguj się (ZALOGUJ)."),
-            ("Password already defined", "A password has already been defined for this PESEL. Please log in."),
+            (
+                "Hasło już zdefiniowane",
+                "Hasło dla tego numeru PESEL zostało już zdefiniowane. Zaloguj się (ZALOGUJ).",
+            ),
+            (
+                "Password already defined",
+                "A password has already been defined for this PESEL. Please log in.",
+            ),
         ),
         "account_locked" => (
-            ("Logowanie zablokowane", "Po pięciu błędnych próbach logowanie jest zablokowane. Spróbuj ponownie za {seconds} s."),
-            ("Account locked", "Login is blocked after five failed attempts. Try again in {seconds} s."),
+            (
+                "Logowanie zablokowane",
+                "Po pięciu błędnych próbach logowanie jest zablokowane. Spróbuj ponownie za {seconds} s.",
+            ),
+            (
+                "Account locked",
+                "Login is blocked after five failed attempts. Try again in {seconds} s.",
+            ),
         ),
         "rate_limited" => (
-            ("Zbyt wiele prób", "Zbyt wiele żądań z tego adresu. Spróbuj ponownie za {seconds} s."),
-            ("Too many requests", "Too many requests from this address. Try again in {seconds} s."),
+            (
+                "Zbyt wiele prób",
+                "Zbyt wiele żądań z tego adresu. Spróbuj ponownie za {seconds} s.",
+            ),
+            (
+                "Too many requests",
+                "Too many requests from this address. Try again in {seconds} s.",
+            ),
         ),
         "overloaded" => (
-            ("Serwis przeciążony", "Bardzo wiele osób loguje się w tej chwili. Spróbuj ponownie za {seconds} s."),
-            ("Service overloaded", "Very many people are logging in right now. Try again in {seconds} s."),
+            (
+                "Serwis przeciążony",
+                "Bardzo wiele osób loguje się w tej chwili. Spróbuj ponownie za {seconds} s.",
+            ),
+            (
+                "Service overloaded",
+                "Very many people are logging in right now. Try again in {seconds} s.",
+            ),
         ),
         "store_unavailable" => (
-            ("Usługa chwilowo niedostępna", "Nie można teraz sprawdzić danych logowania. Spróbuj ponownie za chwilę."),
-            ("Service temporarily unavailable", "Login data cannot be checked right now. Please try again shortly."),
+            (
+                "Usługa chwilowo niedostępna",
+                "Nie można teraz sprawdzić danych logowania. Spróbuj ponownie za chwilę.",
+            ),
+            (
+                "Service temporarily unavailable",
+                "Login data cannot be checked right now. Please try again shortly.",
+            ),
         ),
         "admin_disabled" => (
-            ("API administracyjne wyłączone", "Nie skonfigurowano tokenu administracyjnego."),
+            (
+                "API administracyjne wyłączone",
+                "Nie skonfigurowano tokenu administracyjnego.",
+            ),
             ("Admin API disabled", "No admin token is configured."),
         ),
         "not_found" => (
@@ -281,12 +371,24 @@ fn texts(code: &str, en: bool) -> (&'static str, &'static str) {
             ("Not found", "No such resource."),
         ),
         "method_not_allowed" => (
-            ("Niedozwolona metoda", "Ta metoda HTTP nie jest obsługiwana dla tego zasobu."),
-            ("Method not allowed", "This HTTP method is not supported for this resource."),
+            (
+                "Niedozwolona metoda",
+                "Ta metoda HTTP nie jest obsługiwana dla tego zasobu.",
+            ),
+            (
+                "Method not allowed",
+                "This HTTP method is not supported for this resource.",
+            ),
         ),
         _ => (
-            ("Błąd wewnętrzny", "Wystąpił nieoczekiwany błąd. Spróbuj ponownie później."),
-            ("Internal error", "An unexpected error occurred. Please try again later."),
+            (
+                "Błąd wewnętrzny",
+                "Wystąpił nieoczekiwany błąd. Spróbuj ponownie później.",
+            ),
+            (
+                "Internal error",
+                "An unexpected error occurred. Please try again later.",
+            ),
         ),
     };
     if en { en_t } else { pl }
@@ -294,24 +396,69 @@ fn texts(code: &str, en: bool) -> (&'static str, &'static str) {
 
 fn violation_text(code: &str, en: bool) -> &'static str {
     let (pl, en_t) = match code {
-        "pesel_format" => ("PESEL musi składać się z 11 cyfr.", "PESEL must be exactly 11 digits."),
-        "pesel_checksum" => ("Nieprawidłowy numer PESEL (błędna cyfra kontrolna).", "Invalid PESEL (check digit does not match)."),
-        "pesel_date" => ("Nieprawidłowy numer PESEL (niepoprawna data urodzenia).", "Invalid PESEL (birth date is not valid)."),
-        "mother_maiden_name_invalid" => ("Nazwisko rodowe matki może zawierać tylko litery, spacje, łączniki i apostrofy (do 100 znaków).", "Mother's maiden name may contain only letters, spaces, hyphens and apostrophes (up to 100 characters)."),
-        "password_too_short" => ("Hasło musi mieć co najmniej 8 znaków.", "The password must have at least 8 characters."),
-        "password_too_long" => ("Hasło może mieć najwyżej 128 znaków.", "The password may have at most 128 characters."),
-        "password_no_uppercase" => ("Hasło musi zawierać wielką literę.", "The password must contain an uppercase letter."),
-        "password_no_digit" => ("Hasło musi zawierać cyfrę.", "The password must contain a digit."),
-        "password_invalid_characters" => ("Hasło nie może zawierać polskich znaków ani znaków spoza ASCII.", "The password must not contain Polish or other non-ASCII characters."),
-        "password_contains_pesel" => ("Hasło nie może zawierać numeru PESEL.", "The password must not contain the PESEL."),
-        "password_too_common" => ("To hasło jest zbyt popularne. Wybierz inne.", "This password is too common. Choose another."),
-        "password_mismatch" => ("Powtórzone hasło różni się od hasła.", "The repeated password does not match."),
+        "pesel_format" => (
+            "PESEL musi składać się z 11 cyfr.",
+            "PESEL must be exactly 11 digits.",
+        ),
+        "pesel_checksum" => (
+            "Nieprawidłowy numer PESEL (błędna cyfra kontrolna).",
+            "Invalid PESEL (check digit does not match).",
+        ),
+        "pesel_date" => (
+            "Nieprawidłowy numer PESEL (niepoprawna data urodzenia).",
+            "Invalid PESEL (birth date is not valid).",
+        ),
+        "mother_maiden_name_invalid" => (
+            "Nazwisko rodowe matki może zawierać tylko litery, spacje, łączniki i apostrofy (do 100 znaków).",
+            "Mother's maiden name may contain only letters, spaces, hyphens and apostrophes (up to 100 characters).",
+        ),
+        "password_too_short" => (
+            "Hasło musi mieć co najmniej 8 znaków.",
+            "The password must have at least 8 characters.",
+        ),
+        "password_too_long" => (
+            "Hasło może mieć najwyżej 128 znaków.",
+            "The password may have at most 128 characters.",
+        ),
+        "password_no_uppercase" => (
+            "Hasło musi zawierać wielką literę.",
+            "The password must contain an uppercase letter.",
+        ),
+        "password_no_digit" => (
+            "Hasło musi zawierać cyfrę.",
+            "The password must contain a digit.",
+        ),
+        "password_invalid_characters" => (
+            "Hasło nie może zawierać polskich znaków ani znaków spoza ASCII.",
+            "The password must not contain Polish or other non-ASCII characters.",
+        ),
+        "password_contains_pesel" => (
+            "Hasło nie może zawierać numeru PESEL.",
+            "The password must not contain the PESEL.",
+        ),
+        "password_too_common" => (
+            "To hasło jest zbyt popularne. Wybierz inne.",
+            "This password is too common. Choose another.",
+        ),
+        "password_mismatch" => (
+            "Powtórzone hasło różni się od hasła.",
+            "The repeated password does not match.",
+        ),
         "password_required" => ("Podaj hasło.", "Enter the password."),
-        "full_name_invalid" => ("Podaj imię i nazwisko (litery, spacje, łączniki).", "Enter your full name (letters, spaces, hyphens)."),
-        "contact_required" => ("Podaj adres e-mail lub numer telefonu.", "Enter an email address or a phone number."),
+        "full_name_invalid" => (
+            "Podaj imię i nazwisko (litery, spacje, łączniki).",
+            "Enter your full name (letters, spaces, hyphens).",
+        ),
+        "contact_required" => (
+            "Podaj adres e-mail lub numer telefonu.",
+            "Enter an email address or a phone number.",
+        ),
         "email_invalid" => ("Nieprawidłowy adres e-mail.", "Invalid email address."),
         "phone_invalid" => ("Nieprawidłowy numer telefonu.", "Invalid phone number."),
-        "message_too_long" => ("Wiadomość może mieć najwyżej 2000 znaków.", "The message may have at most 2000 characters."),
+        "message_too_long" => (
+            "Wiadomość może mieć najwyżej 2000 znaków.",
+            "The message may have at most 2000 characters.",
+        ),
         _ => ("Nieprawidłowa wartość.", "Invalid value."),
     };
     if en { en_t } else { pl }
@@ -324,22 +471,44 @@ mod tests {
 
     #[test]
     fn polish_unless_english_is_preferred() {
-        let lang = |v: &str| Lang::from_request(&TestRequest::default().insert_header(("Accept-Language", v)).to_http_request());
+        let lang = |v: &str| {
+            Lang::from_request(
+                &TestRequest::default()
+                    .insert_header(("Accept-Language", v))
+                    .to_http_request(),
+            )
+        };
         assert_eq!(lang("en-GB,en;q=0.9"), Lang::En);
         assert_eq!(lang("pl-PL,pl;q=0.9,en;q=0.8"), Lang::Pl);
         assert_eq!(lang("de;q=0.9,en;q=0.95"), Lang::En);
         assert_eq!(lang("fr"), Lang::Pl);
-        assert_eq!(Lang::from_request(&TestRequest::default().to_http_request()), Lang::Pl);
+        assert_eq!(
+            Lang::from_request(&TestRequest::default().to_http_request()),
+            Lang::Pl
+        );
     }
 
     #[test]
     fn every_api_code_has_its_own_text() {
         let fallback = texts("no_such_code", false);
         for code in [
-            "malformed_request", "payload_too_large", "unsupported_media_type", "validation_failed",
-            "invalid_credentials", "identity_not_verified", "not_authenticated", "survey_window_closed",
-            "census_not_open", "census_closed", "pesel_reserved", "origin_not_allowed",
-            "password_already_defined", "account_locked", "rate_limited", "overloaded", "store_unavailable",
+            "malformed_request",
+            "payload_too_large",
+            "unsupported_media_type",
+            "validation_failed",
+            "invalid_credentials",
+            "identity_not_verified",
+            "not_authenticated",
+            "survey_window_closed",
+            "census_not_open",
+            "census_closed",
+            "pesel_reserved",
+            "origin_not_allowed",
+            "password_already_defined",
+            "account_locked",
+            "rate_limited",
+            "overloaded",
+            "store_unavailable",
         ] {
             assert_ne!(texts(code, false), fallback, "{code}");
             assert_ne!(texts(code, true).1, texts(code, false).1, "{code}");

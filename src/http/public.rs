@@ -79,7 +79,11 @@ fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
         .finish()
 }
 
-fn with_session(state: &AppState, mut res: actix_web::HttpResponseBuilder, grant: SessionGrant) -> HttpResponse {
+fn with_session(
+    state: &AppState,
+    mut res: actix_web::HttpResponseBuilder,
+    grant: SessionGrant,
+) -> HttpResponse {
     res.cookie(session_cookie(state, grant.cookie_value))
         .json(SessionBody::from(&grant.record))
 }
@@ -90,9 +94,16 @@ pub async fn meta(state: web::Data<AppState>) -> HttpResponse {
         .body(state.meta.clone())
 }
 
-pub async fn check_pesel(ctx: Ctx, body: web::Json<PeselCheckBody>) -> Result<HttpResponse, Problem> {
-    let pesel = parse_pesel(&body.pesel)
-        .map_err(|e| ctx.problem(AuthError::Validation(vec![Violation::new("pesel", e.code())])))?;
+pub async fn check_pesel(
+    ctx: Ctx,
+    body: web::Json<PeselCheckBody>,
+) -> Result<HttpResponse, Problem> {
+    let pesel = parse_pesel(&body.pesel).map_err(|e| {
+        ctx.problem(AuthError::Validation(vec![Violation::new(
+            "pesel",
+            e.code(),
+        )]))
+    })?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "valid": true,
         "birthDate": pesel.birth_date().to_string(),
@@ -136,7 +147,11 @@ pub async fn login(
     Ok(with_session(&state, HttpResponse::Ok(), grant))
 }
 
-pub async fn session(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> Result<HttpResponse, Problem> {
+pub async fn session(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    req: HttpRequest,
+) -> Result<HttpResponse, Problem> {
     let cookie = req.cookie(COOKIE_NAME);
     let record = state
         .auth
@@ -146,7 +161,11 @@ pub async fn session(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> 
     Ok(HttpResponse::Ok().json(SessionBody::from(&record)))
 }
 
-pub async fn logout(state: web::Data<AppState>, ctx: Ctx, req: HttpRequest) -> Result<HttpResponse, Problem> {
+pub async fn logout(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    req: HttpRequest,
+) -> Result<HttpResponse, Problem> {
     let cookie = req.cookie(COOKIE_NAME);
     state
         .auth
@@ -167,7 +186,12 @@ pub async fn no_pesel_request(
     let b = body.into_inner();
     let reference = state
         .auth
-        .request_without_pesel(&b.full_name, b.email.as_deref(), b.phone.as_deref(), b.message.as_deref())
+        .request_without_pesel(
+            &b.full_name,
+            b.email.as_deref(),
+            b.phone.as_deref(),
+            b.message.as_deref(),
+        )
         .await
         .map_err(|e| ctx.problem(e))?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "reference": reference })))

@@ -31,7 +31,10 @@ fn serve(path: &str) -> Option<HttpResponse> {
             .insert_header((header::CONTENT_TYPE, content_type(path)))
             // Revalidate every time: assets change with each release.
             .insert_header((header::CACHE_CONTROL, "no-cache"))
-            .insert_header((header::ETAG, format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..8]))))
+            .insert_header((
+                header::ETAG,
+                format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..8])),
+            ))
             .body(file.data.into_owned()),
     )
 }

@@ -54,8 +54,11 @@ impl Store for Instrumented {
         now: Millis,
         policy: &LockoutPolicy,
     ) -> Result<Begin, StoreError> {
-        self.observe("begin_attempt", self.inner.begin_attempt(key, ticket, now, policy))
-            .await
+        self.observe(
+            "begin_attempt",
+            self.inner.begin_attempt(key, ticket, now, policy),
+        )
+        .await
     }
 
     async fn settle_attempt(
@@ -80,17 +83,25 @@ impl Store for Instrumented {
         now: Millis,
         idle: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        self.observe("touch_session", self.inner.touch_session(key, token_hash, now, idle))
-            .await
+        self.observe(
+            "touch_session",
+            self.inner.touch_session(key, token_hash, now, idle),
+        )
+        .await
     }
 
-    async fn delete_session(&self, key: &PeselKey, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+    async fn delete_session(
+        &self,
+        key: &PeselKey,
+        token_hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
         self.observe("delete_session", self.inner.delete_session(key, token_hash))
             .await
     }
 
     async fn account_status(&self, key: &PeselKey) -> Result<AccountStatus, StoreError> {
-        self.observe("account_status", self.inner.account_status(key)).await
+        self.observe("account_status", self.inner.account_status(key))
+            .await
     }
 
     async fn unlock(&self, key: &PeselKey) -> Result<(), StoreError> {
@@ -98,21 +109,29 @@ impl Store for Instrumented {
     }
 
     async fn reset_account(&self, key: &PeselKey) -> Result<bool, StoreError> {
-        self.observe("reset_account", self.inner.reset_account(key)).await
+        self.observe("reset_account", self.inner.reset_account(key))
+            .await
     }
 
     async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<(), StoreError> {
-        self.observe("upsert_registry", self.inner.upsert_registry(rows)).await
+        self.observe("upsert_registry", self.inner.upsert_registry(rows))
+            .await
     }
 
     async fn add_no_pesel_request(&self, request: &StoredNoPeselRequest) -> Result<(), StoreError> {
-        self.observe("add_no_pesel_request", self.inner.add_no_pesel_request(request))
-            .await
+        self.observe(
+            "add_no_pesel_request",
+            self.inner.add_no_pesel_request(request),
+        )
+        .await
     }
 
     async fn list_no_pesel_requests(&self) -> Result<Vec<StoredNoPeselRequest>, StoreError> {
-        self.observe("list_no_pesel_requests", self.inner.list_no_pesel_requests())
-            .await
+        self.observe(
+            "list_no_pesel_requests",
+            self.inner.list_no_pesel_requests(),
+        )
+        .await
     }
 
     async fn purge(&self) -> Result<u64, StoreError> {

@@ -160,7 +160,11 @@ impl Store for MemoryStore {
         }))
     }
 
-    async fn delete_session(&self, key: &PeselKey, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+    async fn delete_session(
+        &self,
+        key: &PeselKey,
+        token_hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
         let mut state = self.state();
         state.sessions.remove(&(*key, *token_hash));
         if let Some(set) = state.sessions_of.get_mut(key) {
@@ -229,10 +233,8 @@ impl Store for MemoryStore {
 
     async fn purge(&self) -> Result<u64, StoreError> {
         let mut state = self.state();
-        let n = state.locks.len()
-            + state.accounts.len()
-            + state.sessions.len()
-            + state.no_pesel.len();
+        let n =
+            state.locks.len() + state.accounts.len() + state.sessions.len() + state.no_pesel.len();
         *state = State::default();
         Ok(n as u64)
     }

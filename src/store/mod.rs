@@ -47,9 +47,15 @@ impl AccountRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
     /// Reserved: check the credentials, then settle.
-    Allowed { account: AccountRecord },
-    Locked { until: Millis },
-    Contended { retry_at: Millis },
+    Allowed {
+        account: AccountRecord,
+    },
+    Locked {
+        until: Millis,
+    },
+    Contended {
+        retry_at: Millis,
+    },
 }
 
 /// A session to create when an attempt succeeds.
@@ -169,7 +175,8 @@ pub trait Store: Send + Sync + 'static {
         idle: Millis,
     ) -> Result<Option<SessionRecord>, StoreError>;
 
-    async fn delete_session(&self, key: &PeselKey, token_hash: &[u8; 32]) -> Result<(), StoreError>;
+    async fn delete_session(&self, key: &PeselKey, token_hash: &[u8; 32])
+    -> Result<(), StoreError>;
 
     async fn account_status(&self, key: &PeselKey) -> Result<AccountStatus, StoreError>;
 

@@ -29,7 +29,12 @@ use tokio::sync::Mutex as AsyncMutex;
 
 macro_rules! lockout_script {
     ($file:literal) => {
-        LazyLock::new(|| Script::new(concat!(include_str!("lua/lockout.lua"), include_str!($file))))
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/lockout.lua"),
+                include_str!($file)
+            ))
+        })
     };
 }
 static BEGIN: LazyLock<Script> = lockout_script!("lua/begin.lua");
@@ -115,8 +120,8 @@ impl RedisStore {
                     .set_response_timeout(Some(timeout))
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_millis(500));
-                let manager = ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(unavailable)?;
+                let manager =
+                    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
                 (Topology::Single, Some(Conn::Single(manager)))
             }
             many => (Topology::Cluster(many.to_vec()), None),
@@ -217,7 +222,10 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.run(|mut c| async move {
-            let pong: String = ::redis::cmd("PING").query_async(&mut c).await.map_err(unavailable)?;
+            let pong: String = ::redis::cmd("PING")
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
             (pong == "PONG")
                 .then_some(())
                 .ok_or_else(|| StoreError::Corrupt(pong))
@@ -321,40 +329,46 @@ impl Store for RedisStore {
         idle: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let mut inv = TOUCH.prepare_invoke();
-        inv.key(Self::session_key(key, token_hash)).arg(now).arg(idle);
+        inv.key(Self::session_key(key, token_hash))
+            .arg(now)
+            .arg(idle);
         let r: Option<(i64, i64, i64)> = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
             .await?;
-        Ok(r.map(|(first_login_at, window_ends_at, expires_at)| SessionRecord {
-            first_login_at,
-            window_ends_at,
-            expires_at,
-        }))
+        Ok(r.map(
+            |(first_login_at, window_ends_at, expires_at)| SessionRecord {
+                first_login_at,
+                window_ends_at,
+                expires_at,
+            },
+        ))
     }
 
-    async fn delete_session(&self, key: &PeselKey, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+    async fn delete_session(
+        &self,
+        key: &PeselKey,
+        token_hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
         let mut pipe = ::redis::pipe();
         pipe.atomic()
             .del(Self::session_key(key, token_hash))
             .ignore()
             .srem(Self::key(key, "ss"), hex::encode(token_hash))
             .ignore();
-        self.run(|mut c| async move {
-            pipe.query_async::<()>(&mut c).await.map_err(unavailable)
-        })
-        .await
+        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await.map_err(unavailable) })
+            .await
     }
 
     async fn account_status(&self, key: &PeselKey) -> Result<AccountStatus, StoreError> {
         let mut pipe = ::redis::pipe();
-        pipe.cmd("HMGET").arg(Self::key(key, "acct")).arg(&["mn", "rsv", "pw", "fl"])
-            .cmd("HMGET").arg(Self::key(key, "lock")).arg(&["f", "l", "u", "lf"])
+        pipe.cmd("HMGET")
+            .arg(Self::key(key, "acct"))
+            .arg(&["mn", "rsv", "pw", "fl"])
+            .cmd("HMGET")
+            .arg(Self::key(key, "lock"))
+            .arg(&["f", "l", "u", "lf"])
             .zrange_withscores(Self::key(key, "pend"), 0, -1);
-        type Reply = (
-            Vec<Option<String>>,
-            Vec<Option<i64>>,
-            Vec<(String, i64)>,
-        );
+        type Reply = (Vec<Option<String>>, Vec<Option<i64>>, Vec<(String, i64)>);
         let (acct, lock, pending): Reply = self
             .run(|mut c| async move { pipe.query_async(&mut c).await.map_err(unavailable) })
             .await?;
@@ -408,16 +422,17 @@ impl Store for RedisStore {
                 )
                 .ignore();
             }
-            self.run(|mut c| async move {
-                pipe.query_async::<()>(&mut c).await.map_err(unavailable)
-            })
+            self.run(
+                |mut c| async move { pipe.query_async::<()>(&mut c).await.map_err(unavailable) },
+            )
             .await?;
         }
         Ok(())
     }
 
     async fn add_no_pesel_request(&self, request: &StoredNoPeselRequest) -> Result<(), StoreError> {
-        let json = serde_json::to_string(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.run(|mut c| async move {
             ::redis::cmd("RPUSH")
                 .arg(NO_PESEL_KEY)
@@ -500,7 +515,9 @@ async fn purge_plain<C: ConnectionLike + Clone + Send>(mut conn: C) -> Result<u6
             for k in &keys {
                 pipe.del(k).ignore();
             }
-            pipe.query_async::<()>(&mut conn).await.map_err(unavailable)?;
+            pipe.query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)?;
             total += keys.len() as u64;
         }
         if next == 0 {

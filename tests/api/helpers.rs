@@ -1,0 +1,363 @@
+//! Test harness: `spawn_app` builds the service exactly as `main` does
+//! (`Application::build`) on port 0; `RedisServer` runs a real `redis-server`
+//! on a free port in a temporary directory and stops it on drop.
+
+use census_login::config::{Backend, Settings};
+use census_login::keys::Keys;
+use census_login::startup::{Application, ShutdownHandle};
+use figment::Figment;
+use reqwest::{Client, Response};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PEPPER: &str = "test-pepper-not-secret";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const GOOD_PASSWORD: &str = "Spis2021Ok";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A real redis-server on a free loopback port, with its data in a temp dir.
+pub struct RedisServer {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// (Re)starts on the same port and data directory (AOF on, so data survives).
+    pub fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): install it with `apt-get install redis-server`")
+            });
+        self.child = Some(child);
+        wait_for(
+            || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            "redis-server to listen",
+        );
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_owned()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Settings for tests: defaults, fast Argon2, port 0, and the given overrides
+/// as (key, value) pairs in the same syntax as config files.
+pub fn settings(
+    backend: Backend,
+    redis_url: Option<&str>,
+    overrides: &[(&str, Value)],
+) -> Settings {
+    let mut f: Figment = Settings::figment(std::path::Path::new("config"), None)
+        .merge(("server.listen", "127.0.0.1:0"))
+        .merge(("server.admin_listen", "127.0.0.1:0"))
+        .merge(("server.public_origin", "http://census.test"))
+        .merge(("password.argon2_memory_kib", 256))
+        .merge(("password.argon2_iterations", 1))
+        .merge(("password.max_concurrent_hashes", 2))
+        .merge(("secrets.pepper", PEPPER))
+        .merge(("secrets.admin_token", ADMIN_TOKEN))
+        .merge(("log.level", "warn"));
+    f = match backend {
+        Backend::Memory => f.merge(("store.backend", "memory")),
+        Backend::Redis => f
+            .merge(("store.backend", "redis"))
+            .merge(("store.redis_url", redis_url.expect("a redis url"))),
+    };
+    for (k, v) in overrides {
+        f = f.merge((*k, v.clone()));
+    }
+    Settings::from_figment(f).expect("valid test settings")
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub admin: String,
+    pub client: Client,
+    pub shutdown: ShutdownHandle,
+    pub redis: Option<RedisServer>,
+}
+
+/// Spawns the app on `backend`; with Redis, a fresh server is started for it.
+pub async fn spawn_app(backend: Backend, overrides: &[(&str, Value)]) -> TestApp {
+    let redis = (backend == Backend::Redis).then(RedisServer::start);
+    let mut app = spawn_with(settings(
+        backend,
+        redis.as_ref().map(|r| r.url()).as_deref(),
+        overrides,
+    ))
+    .await;
+    app.redis = redis;
+    app
+}
+
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    let app = Application::build(settings).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.public_port());
+    let admin = format!("http://127.0.0.1:{}", app.admin_port());
+    let shutdown = app.shutdown_handle();
+    tokio::spawn(app.run_until_stopped());
+    let t = TestApp {
+        address,
+        admin,
+        client: new_client(),
+        shutdown,
+        redis: None,
+    };
+    t.wait_ready().await;
+    t
+}
+
+pub fn new_client() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// One person from the bundled demo registry.
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub pesel: String,
+    pub maiden_name: String,
+    pub reserved: bool,
+}
+
+pub fn demo_people() -> Vec<Person> {
+    include_str!("../../config/demo-registry.csv")
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some(Person {
+                pesel: f.next()?.to_owned(),
+                maiden_name: f.next()?.to_owned(),
+                reserved: f.next()? == "true",
+            })
+        })
+        .collect()
+}
+
+/// The n-th non-reserved demo person.
+pub fn person(n: usize) -> Person {
+    demo_people()
+        .into_iter()
+        .filter(|p| !p.reserved)
+        .nth(n)
+        .expect("enough demo people")
+}
+
+pub fn reserved_person() -> Person {
+    demo_people()
+        .into_iter()
+        .find(|p| p.reserved)
+        .expect("a reserved demo person")
+}
+
+/// A valid PESEL that is not in the demo registry.
+pub const UNKNOWN_PESEL: &str = "02070803628";
+
+pub fn keys() -> Keys {
+    Keys::from_pepper(&SecretString::from(PEPPER.to_owned()))
+}
+
+impl TestApp {
+    pub async fn wait_ready(&self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/readyz", self.admin))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "app never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn define(&self, p: &Person, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/password",
+            &json!({"pesel": p.pesel, "motherMaidenName": p.maiden_name, "password": password, "passwordRepeat": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, pesel: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/login",
+            &json!({"pesel": pesel, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn session(&self) -> Response {
+        self.client
+            .get(format!("{}/api/v1/session", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn logout(&self) -> Response {
+        self.client
+            .post(format!("{}/api/v1/logout", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn admin_post(&self, path: &str) -> Response {
+        self.client
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn account(&self, pesel: &str) -> Value {
+        let r = self.admin_get(&format!("/admin/v1/accounts/{pesel}")).await;
+        assert_eq!(r.status(), 200);
+        r.json().await.expect("json")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Sum of a metric's samples whose line starts with `prefix`.
+    pub async fn metric_sum(&self, prefix: &str) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// How many Argon2 jobs (hash or verify) this instance has run.
+    pub async fn hash_count(&self) -> f64 {
+        self.metric_sum("census_hash_duration_seconds_count").await
+    }
+}
+
+/// Asserts a problem+json response and returns its body.
+pub async fn problem(r: Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status, "status for {code}");
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+    );
+    let body: Value = r.json().await.expect("problem body");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
+    body
+}
+
+/// Runs a test body once per store.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(census_login::config::Backend::Memory).await })*
+        }
+        mod redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(census_login::config::Backend::Redis).await })*
+        }
+    };
+}

@@ -1,0 +1,12 @@
+//! API tests against the spawned service, on both stores.
+
+mod helpers;
+
+mod admin;
+mod define;
+mod limits;
+mod login;
+mod protocol;
+mod redis_ops;
+mod sessions;
+mod store_contract;
