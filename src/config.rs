@@ -297,6 +297,8 @@ impl SecretSettings {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its large error type; fine in tests.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;

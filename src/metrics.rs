@@ -66,7 +66,7 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .expect("process collector registers once per registry");
-        Self {
+        let metrics = Self {
             http_requests: counter_vec(
                 "census_http_requests_total",
                 "HTTP requests by route pattern, method and status.",
@@ -144,6 +144,57 @@ impl Metrics {
                 &["route"],
             ),
             registry: r,
+        };
+        metrics.touch_known_labels();
+        metrics
+    }
+
+    /// Creates every known label combination at zero, so that the first event
+    /// after a deploy shows up in `rate()` and panels show 0 rather than no data.
+    fn touch_known_labels(&self) {
+        const RESULTS: &[&str] = &[
+            "ok",
+            "invalid_credentials",
+            "identity_not_verified",
+            "locked",
+            "window_closed",
+            "census_not_open",
+            "census_closed",
+            "password_already_defined",
+            "pesel_reserved",
+            "validation_failed",
+            "overloaded",
+            "rate_limited",
+            "store_unavailable",
+        ];
+        for flow in ["define", "login"] {
+            for result in RESULTS {
+                if flow == "login"
+                    && matches!(
+                        *result,
+                        "identity_not_verified" | "password_already_defined" | "pesel_reserved"
+                    )
+                {
+                    continue;
+                }
+                if flow == "define" && *result == "window_closed" {
+                    continue;
+                }
+                self.auth_outcomes.with_label_values(&[flow, result]);
+            }
+        }
+        for level in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10+"] {
+            self.locks_started.with_label_values(&[level]);
+        }
+        for op in crate::store::instrumented::OPERATIONS {
+            self.store_errors.with_label_values(&[op]);
+        }
+        for route in [
+            "/api/v1/login",
+            "/api/v1/password",
+            "/api/v1/no-pesel-requests",
+        ] {
+            self.rate_limited.with_label_values(&[route]);
         }
     }
 

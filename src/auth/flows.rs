@@ -265,7 +265,7 @@ impl AuthService {
         match settled.lock_started {
             Some(lock) => {
                 self.metrics().lock_started(lock.level);
-                tracing::warn!(event = "lock_started", cid = %cid, flow = flow.label(), level = lock.level, "account locked");
+                tracing::warn!(event = "lock_started", cid = %cid, flow = flow.label(), lock_level = lock.level, "account locked");
                 let now = now_millis();
                 Err(AuthError::Locked {
                     until: lock.until,

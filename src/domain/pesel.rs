@@ -71,7 +71,7 @@ impl Pesel {
 
     /// Digit 10: even is female, odd is male.
     pub fn sex(&self) -> Sex {
-        if self.0[9] % 2 == 0 {
+        if self.0[9].is_multiple_of(2) {
             Sex::Female
         } else {
             Sex::Male

@@ -6,6 +6,22 @@ use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The `op` label values, one per [`Store`] method.
+pub const OPERATIONS: &[&str] = &[
+    "ping",
+    "begin_attempt",
+    "settle_attempt",
+    "touch_session",
+    "delete_session",
+    "account_status",
+    "unlock",
+    "reset_account",
+    "upsert_registry",
+    "add_no_pesel_request",
+    "list_no_pesel_requests",
+    "purge",
+];
+
 pub struct Instrumented {
     inner: Arc<dyn Store>,
     metrics: Arc<Metrics>,

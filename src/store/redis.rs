@@ -226,9 +226,11 @@ impl Store for RedisStore {
                 .query_async(&mut c)
                 .await
                 .map_err(unavailable)?;
-            (pong == "PONG")
-                .then_some(())
-                .ok_or_else(|| StoreError::Corrupt(pong))
+            if pong == "PONG" {
+                Ok(())
+            } else {
+                Err(StoreError::Corrupt(pong))
+            }
         })
         .await
     }
@@ -306,7 +308,7 @@ impl Store for RedisStore {
         };
         let success = outcome == "S" && already == 0;
         Ok(Settled {
-            lock_started: (level > 0).then(|| crate::domain::lockout::LockStarted {
+            lock_started: (level > 0).then_some(crate::domain::lockout::LockStarted {
                 level: level as u32,
                 until,
             }),

@@ -41,7 +41,7 @@ async fn fifty_concurrent_wrong_logins_on_two_replicas_check_at_most_five() {
     .await;
     let checked = a.hash_count().await + b.hash_count().await - before;
     assert!(
-        checked <= 5.0 && checked >= 1.0,
+        (1.0..=5.0).contains(&checked),
         "{checked} credential checks"
     );
     assert!(
