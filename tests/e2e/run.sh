@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# End-to-end tests of the browser login page.
+#
+# Starts census-login (memory store) on free 127.0.0.1 ports, waits for /readyz, drives
+# Debian's /usr/bin/chromium with playwright-core + axe-core under node's test runner,
+# and stops the service on exit. Screenshots go to <repo>/target/e2e/.
+#
+#   tests/e2e/run.sh                      # uses CENSUS_BIN or /work/bin/census-login
+#   CENSUS_BIN=target/release/census-login tests/e2e/run.sh
+#   tests/e2e/run.sh flows.test.mjs       # only some test files
+#
+# Needs: node >= 20.10 with npm, /usr/bin/chromium (apt-get install -y chromium),
+# the census-login binary.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+CHROMIUM=/usr/bin/chromium
+CENSUS_BIN="${CENSUS_BIN:-/work/bin/census-login}"
+OUT_DIR="$ROOT/target/e2e"
+
+die() { echo "e2e: $*" >&2; exit 1; }
+
+# ---- tools -------------------------------------------------------------------------------
+command -v node >/dev/null 2>&1 || die "node not found: apt-get install -y nodejs npm (node >= 20.10)"
+command -v npm >/dev/null 2>&1 || die "npm not found: apt-get install -y npm"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=10)?0:1)' \
+  || die "node $(node --version) is too old: node >= 20.10 is needed (node --test --test-concurrency)"
+[ -x "$CHROMIUM" ] || die "$CHROMIUM not found: apt-get install -y chromium"
+case "$CENSUS_BIN" in /*) ;; *) CENSUS_BIN="$PWD/$CENSUS_BIN" ;; esac
+[ -x "$CENSUS_BIN" ] || die "census-login binary not found at $CENSUS_BIN: build it (cargo build --release) and set CENSUS_BIN=\$PWD/target/release/census-login"
+[ -f "$ROOT/config/demo-registry.csv" ] || die "demo registry not found: $ROOT/config/demo-registry.csv"
+
+if [ ! -d "$HERE/node_modules" ]; then
+  echo "e2e: installing npm packages (npm ci) in $HERE"
+  (cd "$HERE" && npm ci --no-audit --no-fund) || die "npm ci failed in $HERE"
+fi
+
+mkdir -p "$OUT_DIR"
+rm -f "$OUT_DIR"/*.png
+
+# ---- service -----------------------------------------------------------------------------
+free_port() {
+  node -e 'const s=require("net").createServer(); s.listen(0,"127.0.0.1",()=>{console.log(s.address().port); s.close();});'
+}
+PORT="$(free_port)"
+ADMIN_PORT="$(free_port)"
+while [ "$ADMIN_PORT" = "$PORT" ]; do ADMIN_PORT="$(free_port)"; done
+BASE_URL="http://127.0.0.1:$PORT"
+ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
+ADMIN_TOKEN="e2e-$(node -e 'console.log(require("crypto").randomBytes(16).toString("hex"))')"
+PEPPER="$(node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))')"
+LOCK_BLOCK=2m
+LOCK_BLOCK_SECONDS=120
+SERVICE_LOG="$OUT_DIR/service.log"
+
+SERVICE_PID=""
+cleanup() {
+  local rc=$?
+  if [ -n "$SERVICE_PID" ] && kill -0 "$SERVICE_PID" 2>/dev/null; then
+    kill "$SERVICE_PID" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$SERVICE_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVICE_PID" 2>/dev/null || true
+    wait "$SERVICE_PID" 2>/dev/null || true
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "e2e: starting $CENSUS_BIN on $BASE_URL (admin $ADMIN_URL), log: $SERVICE_LOG"
+(
+  cd "$ROOT"
+  export CENSUS__SERVER__LISTEN="127.0.0.1:$PORT"
+  export CENSUS__SERVER__ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT"
+  export CENSUS__SERVER__PUBLIC_ORIGIN="$BASE_URL"
+  export CENSUS__SESSION__COOKIE_SECURE=false
+  export CENSUS__STORE__BACKEND=memory
+  export CENSUS__LOCKOUT__BASE_BLOCK="$LOCK_BLOCK"
+  export CENSUS__REGISTRY__SEED_FILE="$ROOT/config/demo-registry.csv"
+  export CENSUS__SECRETS__ADMIN_TOKEN="$ADMIN_TOKEN"
+  export CENSUS__SECRETS__PEPPER="$PEPPER"
+  export CENSUS__LOG__FORMAT=json
+  exec "$CENSUS_BIN" serve
+) >"$SERVICE_LOG" 2>&1 &
+SERVICE_PID=$!
+
+node -e '
+const url = process.argv[1], pid = Number(process.argv[2]);
+const deadline = Date.now() + 30000;
+(async () => {
+  for (;;) {
+    try { process.kill(pid, 0); } catch { console.error("e2e: census-login exited during start-up"); process.exit(1); }
+    try { const r = await fetch(url); if (r.status === 200) process.exit(0); } catch {}
+    if (Date.now() > deadline) { console.error("e2e: " + url + " not ready after 30 s"); process.exit(1); }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+})();' "$ADMIN_URL/readyz" "$SERVICE_PID" || { tail -n 40 "$SERVICE_LOG" >&2; die "service did not become ready"; }
+echo "e2e: service ready"
+
+# ---- tests -------------------------------------------------------------------------------
+cd "$HERE"
+if [ "$#" -gt 0 ]; then FILES=("$@"); else FILES=(*.test.mjs); fi
+
+set +e
+E2E_BASE_URL="$BASE_URL" \
+E2E_ADMIN_URL="$ADMIN_URL" \
+E2E_ADMIN_TOKEN="$ADMIN_TOKEN" \
+E2E_REGISTRY_CSV="$ROOT/config/demo-registry.csv" \
+E2E_SCREENSHOT_DIR="$OUT_DIR" \
+E2E_LOCK_BLOCK_SECONDS="$LOCK_BLOCK_SECONDS" \
+E2E_CHROMIUM="$CHROMIUM" \
+  node --test --test-concurrency=1 --test-reporter=spec "${FILES[@]}"
+RC=$?
+set -e
+
+echo "e2e: screenshots in $OUT_DIR ($(ls "$OUT_DIR"/*.png 2>/dev/null | wc -l) files), service log $SERVICE_LOG"
+if [ "$RC" -ne 0 ]; then
+  echo "e2e: FAILED (exit $RC); last service log lines:" >&2
+  tail -n 20 "$SERVICE_LOG" >&2 || true
+fi
+exit "$RC"
