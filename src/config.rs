@@ -60,6 +60,10 @@ pub struct StoreSettings {
     pub redis_url: String,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Replicas that must have each settlement before it is acknowledged.
+    pub wait_replicas: u32,
+    #[serde(with = "humantime_serde")]
+    pub wait_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

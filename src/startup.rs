@@ -83,7 +83,12 @@ pub fn build_store(
 ) -> Result<Arc<dyn Store>, StartupError> {
     let inner: Arc<dyn Store> = match settings.backend() {
         Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis => RedisStore::new(&settings.store.redis_url, settings.store.timeout)?,
+        Backend::Redis => RedisStore::with_wait(
+            &settings.store.redis_url,
+            settings.store.timeout,
+            settings.store.wait_replicas,
+            settings.store.wait_timeout,
+        )?,
     };
     Ok(Arc::new(Instrumented::new(inner, metrics)))
 }
@@ -263,6 +268,9 @@ impl Application {
         })?
         .disable_signals()
         .shutdown_timeout(grace)
+        // Longer than load balancers' idle timeouts (60 s typical), so the
+        // server never closes a connection a proxy is about to reuse.
+        .keep_alive(Duration::from_secs(75))
         .run();
 
         let admin_state = state.clone();

@@ -17,7 +17,14 @@
 //! Every call is bounded by `store.timeout`; a call that does not finish in
 //! time is an [`StoreError::Unavailable`] and the caller fails closed. The
 //! connection reconnects by itself (ConnectionManager; the cluster client
-//! refreshes its slot map), so recovery after a Redis restart needs no restart here.
+//! refreshes its slot map; with Sentinel the master is looked up again after
+//! an error), so recovery after a Redis restart or failover needs no restart here.
+//!
+//! Durability: a write is acknowledged once the primary has applied it
+//! (and, with `appendfsync everysec`, fsynced within a second). With
+//! `store.wait_replicas = N` every settlement is followed by `WAIT N` in the
+//! same round trip, so an acknowledged login, lock or password has reached N
+//! replicas and survives a failover to one of them.
 
 use super::*;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
@@ -41,16 +48,21 @@ static BEGIN: LazyLock<Script> = lockout_script!("lua/begin.lua");
 static SETTLE: LazyLock<Script> = lockout_script!("lua/settle.lua");
 static TOUCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/touch_session.lua")));
+static DELETE_SESSION: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/delete_session.lua")));
 static RESET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/reset_account.lua")));
 
 const NO_PESEL_KEY: &str = "census:nopesel";
 
-/// One connection handle for either topology; both reconnect by themselves.
+/// One connection handle for any topology. Single and Cluster reconnect by
+/// themselves; a Sentinel connection is dropped on error and the master
+/// looked up again.
 #[derive(Clone)]
 enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(::redis::aio::MultiplexedConnection),
 }
 
 impl ConnectionLike for Conn {
@@ -58,6 +70,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -70,6 +83,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -77,6 +91,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -84,6 +99,23 @@ impl ConnectionLike for Conn {
 enum Topology {
     Single,
     Cluster(Vec<String>),
+    /// Sentinels that name the current master of `service`.
+    Sentinel(Box<AsyncMutex<::redis::sentinel::SentinelClient>>),
+}
+
+/// `redis+sentinel://host1:26379,host2:26379/mymaster`: the sentinels and the
+/// master's service name.
+fn parse_sentinel_url(url: &str) -> Option<(Vec<String>, String)> {
+    let rest = url.strip_prefix("redis+sentinel://")?;
+    let (hosts, service) = rest.split_once('/')?;
+    let service = service.trim_end_matches('/');
+    let hosts: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("redis://{h}"))
+        .collect();
+    (!hosts.is_empty() && !service.is_empty()).then(|| (hosts, service.to_owned()))
 }
 
 pub struct RedisStore {
@@ -94,6 +126,8 @@ pub struct RedisStore {
     /// connecting awaits while holding it, so that a burst does not open one
     /// connection per request.
     conn: AsyncMutex<Option<Conn>>,
+    /// `WAIT` after every settlement: (replicas, timeout in ms); 0 replicas = off.
+    wait: (u32, u64),
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -101,10 +135,44 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl RedisStore {
-    /// `url` is one `redis://` or `rediss://` URL, or a comma-separated list of
-    /// them for Redis Cluster. Does not connect yet: the first call does, so
-    /// the service starts (not ready) while Redis is down.
+    /// `url` is one `redis://` or `rediss://` URL, a comma-separated list of
+    /// them for Redis Cluster, or `redis+sentinel://s1:26379,s2:26379/service`
+    /// for a Sentinel-managed primary. Does not connect yet: the first call
+    /// does, so the service starts (not ready) while Redis is down.
     pub fn new(url: &str, timeout: Duration) -> Result<Arc<Self>, StoreError> {
+        Self::with_wait(url, timeout, 0, Duration::ZERO)
+    }
+
+    /// As [`new`](Self::new), and every settlement waits until `replicas`
+    /// replicas have it (`WAIT`, in the same round trip), failing closed if
+    /// they do not within `wait_timeout`. Not on Cluster (keyless command).
+    pub fn with_wait(
+        url: &str,
+        timeout: Duration,
+        replicas: u32,
+        wait_timeout: Duration,
+    ) -> Result<Arc<Self>, StoreError> {
+        let wait = (replicas, wait_timeout.as_millis() as u64);
+        if url.trim_start().starts_with("redis+sentinel://") {
+            let (sentinels, service) = parse_sentinel_url(url.trim()).ok_or_else(|| {
+                unavailable(
+                    "store.redis_url: expected redis+sentinel://host:port[,host:port…]/service",
+                )
+            })?;
+            let client = ::redis::sentinel::SentinelClient::build(
+                sentinels,
+                service,
+                None,
+                ::redis::sentinel::SentinelServerType::Master,
+            )
+            .map_err(unavailable)?;
+            return Ok(Arc::new(Self {
+                topology: Topology::Sentinel(Box::new(AsyncMutex::new(client))),
+                timeout,
+                conn: AsyncMutex::new(None),
+                wait,
+            }));
+        }
         let urls: Vec<String> = url
             .split(',')
             .map(str::trim)
@@ -126,10 +194,16 @@ impl RedisStore {
             }
             many => (Topology::Cluster(many.to_vec()), None),
         };
+        if wait.0 > 0 && matches!(topology, Topology::Cluster(_)) {
+            return Err(unavailable(
+                "store.wait_replicas is not supported with Redis Cluster",
+            ));
+        }
         Ok(Arc::new(Self {
             topology,
             timeout,
             conn: AsyncMutex::new(conn),
+            wait,
         }))
     }
 
@@ -138,8 +212,23 @@ impl RedisStore {
         if let Some(conn) = guard.as_ref() {
             return Ok(conn.clone());
         }
-        let Topology::Cluster(nodes) = &self.topology else {
-            return Err(unavailable("no connection"));
+        let nodes = match &self.topology {
+            Topology::Single => return Err(unavailable("no connection")),
+            Topology::Sentinel(client) => {
+                let config = ::redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout));
+                let conn = client
+                    .lock()
+                    .await
+                    .get_async_connection_with_config(&config)
+                    .await
+                    .map_err(unavailable)?;
+                let conn = Conn::Sentinel(conn);
+                *guard = Some(conn.clone());
+                return Ok(conn);
+            }
+            Topology::Cluster(nodes) => nodes,
         };
         let client = ::redis::cluster::ClusterClientBuilder::new(nodes.clone())
             .connection_timeout(self.timeout)
@@ -162,9 +251,16 @@ impl RedisStore {
             let conn = self.conn().await?;
             f(conn).await
         };
-        tokio::time::timeout(self.timeout, work)
+        let result = tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| unavailable("timed out"))?
+            .map_err(|_| unavailable("timed out"))
+            .and_then(|r| r);
+        if result.is_err() && matches!(self.topology, Topology::Sentinel(_)) {
+            // The master may have changed (failover, READONLY on a demoted
+            // node): ask the sentinels again on the next call.
+            *self.conn.lock().await = None;
+        }
+        result
     }
 
     fn key(k: &PeselKey, suffix: &str) -> String {
@@ -174,6 +270,36 @@ impl RedisStore {
     fn session_key(k: &PeselKey, token_hash: &[u8; 32]) -> String {
         Self::key(k, &format!("s:{}", hex::encode(token_hash)))
     }
+}
+
+/// The settlement script and `WAIT` in one round trip. Pipelines do not
+/// reload a script the server has forgotten (e.g. a freshly promoted
+/// replica), so on NOSCRIPT it is loaded and the pipeline sent once more.
+async fn settle_and_wait(
+    conn: &mut Conn,
+    inv: &::redis::ScriptInvocation<'_>,
+    (replicas, timeout_ms): (u32, u64),
+) -> Result<Vec<i64>, StoreError> {
+    for attempt in 0..2 {
+        let mut pipe = ::redis::pipe();
+        pipe.invoke_script(inv)
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms);
+        match pipe.query_async::<(Vec<i64>, i64)>(conn).await {
+            Ok((reply, acked)) if acked >= i64::from(replicas) => return Ok(reply),
+            Ok((_, acked)) => {
+                return Err(unavailable(format!(
+                    "written but acknowledged by {acked} of {replicas} replicas"
+                )));
+            }
+            Err(e) if attempt == 0 && e.to_string().to_ascii_lowercase().contains("noscript") => {
+                inv.load_async(conn).await.map_err(unavailable)?;
+            }
+            Err(e) => return Err(unavailable(e)),
+        }
+    }
+    Err(unavailable("script could not be loaded"))
 }
 
 fn policy_args(inv: &mut ::redis::ScriptInvocation<'_>, p: &LockoutPolicy) {
@@ -217,6 +343,7 @@ impl Store for RedisStore {
         match self.topology {
             Topology::Single => "redis",
             Topology::Cluster(_) => "redis-cluster",
+            Topology::Sentinel(_) => "redis-sentinel",
         }
     }
 
@@ -300,8 +427,14 @@ impl Store for RedisStore {
             .arg(session.map_or(0, |s| s.idle))
             .arg(session.map_or(0, |s| s.window))
             .arg(session.and_then(|s| s.closes_at).unwrap_or(-1));
+        let wait = self.wait;
         let r: Vec<i64> = self
-            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .run(|mut c| async move {
+                if wait.0 == 0 {
+                    return inv.invoke_async(&mut c).await.map_err(unavailable);
+                }
+                settle_and_wait(&mut c, &inv, wait).await
+            })
             .await?;
         let [level, until, already, first_login, window_end, expires] = r[..] else {
             return Err(StoreError::Corrupt("settle reply".into()));
@@ -351,13 +484,12 @@ impl Store for RedisStore {
         key: &PeselKey,
         token_hash: &[u8; 32],
     ) -> Result<(), StoreError> {
-        let mut pipe = ::redis::pipe();
-        pipe.atomic()
-            .del(Self::session_key(key, token_hash))
-            .ignore()
-            .srem(Self::key(key, "ss"), hex::encode(token_hash))
-            .ignore();
-        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await.map_err(unavailable) })
+        // A script rather than MULTI: transactions are not routed on Redis Cluster.
+        let mut inv = DELETE_SESSION.prepare_invoke();
+        inv.key(Self::session_key(key, token_hash))
+            .key(Self::key(key, "ss"))
+            .arg(hex::encode(token_hash));
+        self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await.map_err(unavailable) })
             .await
     }
 
@@ -412,22 +544,41 @@ impl Store for RedisStore {
     }
 
     async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<(), StoreError> {
+        let cluster = matches!(self.topology, Topology::Cluster(_));
         for chunk in rows.chunks(500) {
-            let mut pipe = ::redis::pipe();
-            for row in chunk {
-                pipe.hset_multiple(
-                    Self::key(&row.key, "acct"),
-                    &[
-                        ("mn", hex::encode(row.maiden_hash)),
-                        ("rsv", if row.reserved { "1" } else { "0" }.to_owned()),
-                    ],
-                )
-                .ignore();
+            let commands = chunk.iter().map(|row| {
+                let mut cmd = ::redis::cmd("HSET");
+                cmd.arg(Self::key(&row.key, "acct"))
+                    .arg("mn")
+                    .arg(hex::encode(row.maiden_hash))
+                    .arg("rsv")
+                    .arg(if row.reserved { "1" } else { "0" });
+                cmd
+            });
+            if cluster {
+                // A cluster pipeline must stay within one slot: send the rows
+                // as separate commands, many in flight at once.
+                let commands: Vec<::redis::Cmd> = commands.collect();
+                self.run(|c| async move {
+                    futures::future::try_join_all(commands.into_iter().map(|cmd| {
+                        let mut c = c.clone();
+                        async move { cmd.query_async::<()>(&mut c).await }
+                    }))
+                    .await
+                    .map(|_| ())
+                    .map_err(unavailable)
+                })
+                .await?;
+            } else {
+                let mut pipe = ::redis::pipe();
+                for cmd in commands {
+                    pipe.add_command(cmd).ignore();
+                }
+                self.run(|mut c| async move {
+                    pipe.query_async::<()>(&mut c).await.map_err(unavailable)
+                })
+                .await?;
             }
-            self.run(
-                |mut c| async move { pipe.query_async::<()>(&mut c).await.map_err(unavailable) },
-            )
-            .await?;
         }
         Ok(())
     }
@@ -465,7 +616,7 @@ impl Store for RedisStore {
 
     async fn purge(&self) -> Result<u64, StoreError> {
         let nodes: Vec<String> = match &self.topology {
-            Topology::Single => Vec::new(),
+            Topology::Single | Topology::Sentinel(_) => Vec::new(),
             Topology::Cluster(nodes) => nodes.clone(),
         };
         if nodes.is_empty() {

@@ -2,7 +2,6 @@
 
 use crate::both_stores;
 use crate::helpers::*;
-use census_login::config::Backend;
 use serde_json::{Value, json};
 
 both_stores!(
@@ -44,7 +43,7 @@ async fn the_admin_api_needs_the_bearer_token(b: Backend) {
         200
     );
     // No token configured: the admin API is off, health and metrics are not.
-    let mut s = settings(b, app.redis.as_ref().map(|r| r.url()).as_deref(), &[]);
+    let mut s = settings(b, app.store_url.as_deref(), &[]);
     s.secrets.admin_token = None;
     let off = spawn_with(s).await;
     let r = off

@@ -2,7 +2,6 @@
 
 use crate::both_stores;
 use crate::helpers::*;
-use census_login::config::Backend;
 use serde_json::{Value, json};
 
 both_stores!(

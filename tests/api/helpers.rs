@@ -2,7 +2,7 @@
 //! (`Application::build`) on port 0; `RedisServer` runs a real `redis-server`
 //! on a free port in a temporary directory and stops it on drop.
 
-use census_login::config::{Backend, Settings};
+use census_login::config::Settings;
 use census_login::keys::Keys;
 use census_login::startup::{Application, ShutdownHandle};
 use figment::Figment;
@@ -25,20 +25,34 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Which store a test runs on: the cluster is three real masters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+    Cluster,
+}
+
 /// A real redis-server on a free loopback port, with its data in a temp dir.
 pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    cluster: bool,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    fn start_with(cluster: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = Self {
             port: free_port(),
             dir,
             child: None,
+            cluster,
         };
         server.restart();
         server
@@ -46,9 +60,25 @@ impl RedisServer {
 
     /// (Re)starts on the same port and data directory (AOF on, so data survives).
     pub fn restart(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync", "always"]);
+        if self.cluster {
+            cmd.args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]);
+        }
+        let child = cmd
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -86,6 +116,54 @@ impl Drop for RedisServer {
     }
 }
 
+/// A Redis Cluster of three masters (no replicas), slots spread by redis-cli.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(true)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli not found: apt-get install redis-tools");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for n in &nodes {
+            wait_for(
+                || {
+                    Command::new("redis-cli")
+                        .args(["-p", &n.port.to_string(), "cluster", "info"])
+                        .output()
+                        .is_ok_and(|o| {
+                            String::from_utf8_lossy(&o.stdout).contains("cluster_state:ok")
+                        })
+                },
+                "the cluster to be ok",
+            );
+        }
+        Self { nodes }
+    }
+
+    pub fn url(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.url())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 pub fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !ok() {
@@ -101,7 +179,7 @@ pub fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
 /// as (key, value) pairs in the same syntax as config files.
 pub fn settings(
     backend: Backend,
-    redis_url: Option<&str>,
+    store_url: Option<&str>,
     overrides: &[(&str, Value)],
 ) -> Settings {
     let mut f: Figment = Settings::figment(std::path::Path::new("config"), None)
@@ -116,9 +194,9 @@ pub fn settings(
         .merge(("log.level", "warn"));
     f = match backend {
         Backend::Memory => f.merge(("store.backend", "memory")),
-        Backend::Redis => f
+        Backend::Redis | Backend::Cluster => f
             .merge(("store.backend", "redis"))
-            .merge(("store.redis_url", redis_url.expect("a redis url"))),
+            .merge(("store.redis_url", store_url.expect("a redis url"))),
     };
     for (k, v) in overrides {
         f = f.merge((*k, v.clone()));
@@ -131,23 +209,35 @@ pub struct TestApp {
     pub admin: String,
     pub client: Client,
     pub shutdown: ShutdownHandle,
-    pub redis: Option<RedisServer>,
+    /// The store's URL (Redis and Cluster), and the servers kept alive for the test.
+    pub store_url: Option<String>,
+    _redis: Option<RedisServer>,
+    _cluster: Option<RedisCluster>,
 }
 
 /// Spawns the app on `backend`; with Redis, a fresh server is started for it.
 pub async fn spawn_app(backend: Backend, overrides: &[(&str, Value)]) -> TestApp {
     let redis = (backend == Backend::Redis).then(RedisServer::start);
-    let mut app = spawn_with(settings(
-        backend,
-        redis.as_ref().map(|r| r.url()).as_deref(),
-        overrides,
-    ))
-    .await;
-    app.redis = redis;
+    let cluster = (backend == Backend::Cluster).then(RedisCluster::start);
+    let url = redis
+        .as_ref()
+        .map(|r| r.url())
+        .or(cluster.as_ref().map(|c| c.url()));
+    let mut app = spawn_with(settings(backend, url.as_deref(), overrides)).await;
+    app.store_url = url;
+    app._redis = redis;
+    app._cluster = cluster;
     app
 }
 
 pub async fn spawn_with(settings: Settings) -> TestApp {
+    // TEST_LOG=1 shows the service's warnings while debugging a test.
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
+    }
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.public_port());
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
@@ -158,7 +248,9 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
         admin,
         client: new_client(),
         shutdown,
-        redis: None,
+        store_url: None,
+        _redis: None,
+        _cluster: None,
     };
     t.wait_ready().await;
     t
@@ -347,17 +439,21 @@ pub async fn problem(r: Response, status: u16, code: &str) -> Value {
     body
 }
 
-/// Runs a test body once per store.
+/// Runs a test body once per store: memory, single Redis, Redis Cluster.
 #[macro_export]
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(census_login::config::Backend::Memory).await })*
+            async fn $name() { super::$name($crate::helpers::Backend::Memory).await })*
         }
         mod redis {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(census_login::config::Backend::Redis).await })*
+            async fn $name() { super::$name($crate::helpers::Backend::Redis).await })*
+        }
+        mod cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::helpers::Backend::Cluster).await })*
         }
     };
 }

@@ -8,5 +8,6 @@ mod limits;
 mod login;
 mod protocol;
 mod redis_ops;
+mod sentinel;
 mod sessions;
 mod store_contract;

@@ -2,7 +2,6 @@
 //! of the app and of Redis, an outage, and re-hashing across a config change.
 
 use crate::helpers::*;
-use census_login::config::Backend;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -16,8 +15,18 @@ fn redis_settings(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_wrong_logins_on_two_replicas_check_at_most_five() {
     let redis = RedisServer::start();
-    let a = spawn_with(redis_settings(&redis, &[])).await;
-    let b = spawn_with(redis_settings(&redis, &[])).await;
+    fifty_concurrent_wrong_logins(Backend::Redis, &redis.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_wrong_logins_on_a_cluster_check_at_most_five() {
+    let cluster = RedisCluster::start();
+    fifty_concurrent_wrong_logins(Backend::Cluster, &cluster.url()).await;
+}
+
+async fn fifty_concurrent_wrong_logins(backend: Backend, url: &str) {
+    let a = spawn_with(settings(backend, Some(url), &[])).await;
+    let b = spawn_with(settings(backend, Some(url), &[])).await;
     let p = person(40);
     let before = a.hash_count().await + b.hash_count().await;
     let responses = futures::future::join_all((0..50).map(|i| {

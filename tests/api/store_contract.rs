@@ -140,3 +140,48 @@ async fn redis_keys_expire_once_nothing_is_remembered() {
     let ttl: i64 = String::from_utf8_lossy(&ttl.stdout).trim().parse().unwrap();
     assert!(ttl > 0 && ttl <= p.forget_after + 1_000, "{ttl}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scripts_follow_the_model_on_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let store = RedisStore::new(&cluster.url(), Duration::from_secs(2)).unwrap();
+    // Seeds spread the keys over all three masters' slots.
+    for seed in 100..130 {
+        let (model, seen) = replay(store.as_ref(), seed).await;
+        assert_eq!(model, seen, "seed {seed}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_empties_every_master_of_a_cluster() {
+    let cluster = RedisCluster::start();
+    let store = RedisStore::new(&cluster.url(), Duration::from_secs(2)).unwrap();
+    let k = keys();
+    let rows: Vec<_> = demo_people()
+        .iter()
+        .map(|p| census_login::store::RegistryRecord {
+            key: k.pesel_key(&census_login::auth::parse_pesel(&p.pesel).unwrap()),
+            maiden_hash: [1; 32],
+            reserved: false,
+        })
+        .collect();
+    store.upsert_registry(&rows).await.unwrap();
+    let count = |port: u16| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "dbsize"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let per_node: Vec<u64> = cluster.nodes.iter().map(|n| count(n.port)).collect();
+    assert!(
+        per_node.iter().all(|n| *n > 0),
+        "keys on every master: {per_node:?}"
+    );
+    assert_eq!(per_node.iter().sum::<u64>(), rows.len() as u64);
+    assert_eq!(store.purge().await.unwrap(), rows.len() as u64);
+    assert!(cluster.nodes.iter().all(|n| count(n.port) == 0));
+}
