@@ -4,6 +4,7 @@
 //! its own task, so a client that hangs up cannot leave an attempt unsettled.
 
 use super::*;
+use crate::auth::hasher;
 use crate::domain::lockout::Millis;
 use crate::domain::{LoginPassword, MaidenName, NewPassword};
 use crate::keys::PeselKey;
@@ -100,6 +101,7 @@ impl AuthService {
 
         let now = now_millis();
         self.check_period(now)?;
+        self.probe_room()?;
         let key = self.keys().pesel_key(&pesel);
         let (ticket, account) = self.reserve(&key, now).await?;
 
@@ -122,9 +124,7 @@ impl AuthService {
             self.neutral(&key, &ticket).await?;
             return Err(AuthError::PeselReserved);
         }
-        let Some(permit) = self.hasher().try_admit() else {
-            return self.shed(&key, &ticket).await;
-        };
+        let permit = self.admit_reserved(&key, &ticket).await?;
         let phc = self
             .hasher()
             .hash(&permit, password.expose())
@@ -169,11 +169,12 @@ impl AuthService {
 
         let now = now_millis();
         self.check_period(now)?;
+        // A full hashing pool sheds the request before any store round trip:
+        // under a flood, refusing must cost microseconds and leave nothing behind.
+        self.probe_room()?;
         let key = self.keys().pesel_key(&pesel);
         let (ticket, account) = self.reserve(&key, now).await?;
-        let Some(permit) = self.hasher().try_admit() else {
-            return self.shed(&key, &ticket).await;
-        };
+        let permit = self.admit_reserved(&key, &ticket).await?;
         // Unknown PESEL and no password defined verify against the dummy hash.
         let stored = account.password_phc.as_deref();
         let ok = self
@@ -283,16 +284,41 @@ impl AuthService {
         self.settle(key, ticket, Settle::Neutral).await.map(|_| ())
     }
 
-    /// The hashing pool is full: release the reservation and shed the request.
-    async fn shed(&self, key: &PeselKey, ticket: &str) -> Result<SessionGrant, AuthError> {
+    fn overloaded(&self) -> AuthError {
         self.metrics().hash_rejected.inc();
-        let retry_after = self.hasher().retry_after_secs();
-        // Releasing is best effort: an unreleased reservation expires anyway.
+        AuthError::Overloaded {
+            retry_after: self.hasher().retry_after_secs(),
+        }
+    }
+
+    /// 503 `overloaded` at once when the hashing pool is full, before any
+    /// store work: the lockout is consulted only for attempts that can be checked.
+    fn probe_room(&self) -> Result<(), AuthError> {
+        if self.hasher().has_room() {
+            Ok(())
+        } else {
+            Err(self.overloaded())
+        }
+    }
+
+    /// Takes the place in the pool for a reserved attempt. When another
+    /// request took the last place since the probe (rare), the reservation is
+    /// released in the background and the request shed.
+    async fn admit_reserved(
+        &self,
+        key: &PeselKey,
+        ticket: &str,
+    ) -> Result<hasher::HashPermit, AuthError> {
+        if let Some(permit) = self.hasher().try_admit() {
+            return Ok(permit);
+        }
         let (this, key, ticket) = (self.clone(), *key, ticket.to_owned());
+        // An unreleased reservation would expire as a failure; release it even
+        // if this request's future is dropped.
         tokio::spawn(async move {
             let _ = this.neutral(&key, &ticket).await;
         });
-        Err(AuthError::Overloaded { retry_after })
+        Err(self.overloaded())
     }
 
     fn grant(

@@ -82,11 +82,20 @@ impl Worker {
     }
 
     fn run(self, jobs: crossbeam_channel::Receiver<Job>) {
+        lower_priority();
         // Ends when every sender is gone, i.e. when the pool is dropped.
         for job in jobs {
             self.busy.fetch_add(1, Ordering::Relaxed);
             self.metrics.hash_slots_in_use.inc();
             let start = Instant::now();
+            // Metrics are recorded before the reply, so a caller that has its
+            // answer also sees the work counted.
+            let finish = |metrics: &Metrics| {
+                let elapsed = start.elapsed();
+                metrics.hash_duration.observe(elapsed.as_secs_f64());
+                self.recent_micros
+                    .store(elapsed.as_micros() as u64, Ordering::Relaxed);
+            };
             match job {
                 Job::Hash { password, reply } => {
                     let result = self.argon2().and_then(|a| {
@@ -94,6 +103,7 @@ impl Worker {
                             .map(|h| h.to_string())
                             .map_err(|e| HashError(e.to_string()))
                     });
+                    finish(&self.metrics);
                     let _ = reply.send(result);
                 }
                 Job::Verify {
@@ -107,16 +117,27 @@ impl Worker {
                             a.verify_password(password.expose_secret().as_bytes(), phc.as_str())
                                 .is_ok()
                         });
+                    finish(&self.metrics);
                     let _ = reply.send(ok);
                 }
             }
-            let elapsed = start.elapsed();
-            self.metrics.hash_duration.observe(elapsed.as_secs_f64());
-            self.recent_micros
-                .store(elapsed.as_micros() as u64, Ordering::Relaxed);
             self.metrics.hash_slots_in_use.dec();
             self.busy.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// Hashing threads run at a lower CPU priority than the request workers, so
+/// that cheap answers (locked, overloaded, session checks) and Redis round
+/// trips stay fast while every core is hashing. Linux nice values are per
+/// thread; elsewhere this does nothing.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only changes the calling thread's nice value
+    // (who = its thread id); no memory is touched.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 5);
     }
 }
 
@@ -176,6 +197,11 @@ impl HashPool {
             config,
             dummy_phc,
         })
+    }
+
+    /// Whether a place is free right now (a probe: nothing is taken).
+    pub fn has_room(&self) -> bool {
+        self.admission.available_permits() > 0
     }
 
     /// Takes a place in the pool without waiting, or `None` when it is full.
