@@ -1,0 +1,104 @@
+# syntax=docker/dockerfile:1
+#
+# census-login production image.
+#
+#   docker build -t census-login:$(git rev-parse --short HEAD) \
+#     --build-arg VERSION=$(git describe --tags --always) \
+#     --build-arg GIT_COMMIT=$(git rev-parse HEAD) .
+#
+# Stages: chef (toolchain + cargo-chef) -> planner (recipe.json from the manifests)
+# -> builder (dependencies cooked in their own cached layer, then the crate)
+# -> runtime (distroless, no shell, non-root).
+#
+# Lint: tests/deploy/check.sh (hadolint + build-context checks).
+
+ARG RUST_VERSION=1.95.0
+ARG DEBIAN_RELEASE=bookworm
+
+########################################################################################
+FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS chef
+ARG CARGO_CHEF_VERSION=0.1.73
+# cargo-chef turns Cargo.toml/Cargo.lock into a recipe whose dependencies are compiled in a
+# layer that only changes when the dependency set changes, not on every source edit.
+RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}" \
+ && rm -rf "${CARGO_HOME:-/usr/local/cargo}/registry"
+WORKDIR /app
+
+########################################################################################
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+########################################################################################
+FROM chef AS builder
+# Argon2id dominates the CPU cost of every login and password definition: each hash makes
+# 2 passes over 19 MiB of 1 KiB blocks, each block mixed with the BLAKE2b round function.
+# x86-64-v3 (AVX2, BMI2, FMA; Intel Haswell / AMD Excavator and newer, i.e. every current
+# server CPU) lets the compiler vectorise that round function and the block XORs
+# everywhere, not only in runtime-dispatched paths, so each hash takes less CPU time and a
+# fixed number of hashing slots serves more logins per second. Measure with
+# `census-login bench-hash` (hashes per second) built with and without it.
+# The nodes that run the image must support x86-64-v3, otherwise the binary dies with
+# SIGILL ("illegal instruction") at start-up; build with --build-arg RUSTFLAGS= for a
+# baseline x86-64 image.
+ARG RUSTFLAGS="-C target-cpu=x86-64-v3"
+# Explicit --target: with it cargo applies RUSTFLAGS only to the target artefacts, not to
+# build scripts and proc-macros that run on the build host (which may be older than the
+# production nodes).
+ARG CARGO_BUILD_TARGET=x86_64-unknown-linux-gnu
+# Same ENV for cook and build, otherwise cargo sees different flags and rebuilds the
+# cooked dependencies.
+ENV RUSTFLAGS="${RUSTFLAGS}" \
+    CARGO_BUILD_TARGET="${CARGO_BUILD_TARGET}" \
+    CARGO_TERM_COLOR=never
+COPY --from=planner /app/recipe.json recipe.json
+# Dependency layer: cached until Cargo.toml/Cargo.lock change.
+RUN cargo chef cook --release --locked --bin census-login --recipe-path recipe.json
+# The crate itself. src/web is embedded into the binary at build time (rust-embed), so it
+# must be in the build context (see .dockerignore).
+COPY . .
+RUN cargo build --release --locked --bin census-login \
+ && install -D -m 0555 "target/${CARGO_BUILD_TARGET}/release/census-login" /out/census-login
+
+########################################################################################
+# Distroless "cc": glibc, libgcc_s, ca-certificates, tzdata; no shell, no package
+# manager. ":nonroot" runs as uid/gid 65532. Pin by digest in the release pipeline
+# (gcr.io/distroless/cc-debian12:nonroot@sha256:...) so rebuilds are reproducible.
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+
+ARG VERSION=0.1.0
+ARG GIT_COMMIT=unknown
+ARG BUILD_DATE=unknown
+LABEL org.opencontainers.image.title="census-login" \
+      org.opencontainers.image.description="Census self-enumeration login backend (PESEL + password, lockout, survey window)" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${GIT_COMMIT}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.licenses="NOASSERTION" \
+      org.opencontainers.image.base.name="gcr.io/distroless/cc-debian12:nonroot"
+
+# Configuration: compiled-in defaults (config/default.toml), then
+# $CENSUS_CONFIG_DIR/$CENSUS_ENV.toml, then CENSUS__<SECTION>__<KEY> environment variables,
+# which override anything here (e.g. -e CENSUS__SERVER__PUBLIC_ORIGIN=...). In Kubernetes
+# the ConfigMap generated from the same file is mounted over /etc/census-login.
+# Secrets are never baked in: CENSUS__SECRETS__PEPPER_FILE / CENSUS__SECRETS__ADMIN_TOKEN.
+ENV CENSUS_CONFIG_DIR=/etc/census-login \
+    CENSUS_ENV=production
+# Memory: the binary fixes glibc's mmap threshold at 1 MiB itself (src/main.rs), so every
+# 19 MiB Argon2 buffer goes back to the kernel after use: 65 MiB peak under hashing load
+# (= 27 + 2 x 19), which the pod's memory limit (k8s deployment.yaml) relies on.
+COPY --chown=0:0 --chmod=0444 config/production.toml /etc/census-login/production.toml
+COPY --from=builder --chown=0:0 /out/census-login /usr/local/bin/census-login
+
+# Numeric uid:gid (distroless "nonroot") so Kubernetes' runAsNonRoot can verify it.
+USER 65532:65532
+# 8080: public API and page. 9090: admin listener (/healthz, /readyz, /metrics, admin API);
+# never route 9090 through the public ingress.
+EXPOSE 8080 9090
+
+# No HEALTHCHECK on purpose: Kubernetes ignores Docker's HEALTHCHECK and uses the
+# startup/liveness/readiness probes on the admin port (/healthz, /readyz) defined in
+# k8s/base/census-login/deployment.yaml; and a HEALTHCHECK would need a shell or curl,
+# which this image deliberately does not contain.
+ENTRYPOINT ["/usr/local/bin/census-login"]
+CMD ["serve"]

@@ -1,0 +1,778 @@
+#!/usr/bin/env python3
+"""Validate the manifests rendered from one kustomize overlay.
+
+For every resource:
+  * built-in kinds: kubernetes-validate (strict: unknown fields are errors) against the
+    Kubernetes version given with --k8s-version;
+  * monitoring.coreos.com/v1 ServiceMonitor and PrometheusRule, for which
+    kubernetes-validate ships no schema: the JSON schemas in tests/deploy/schemas/
+    (written for this project from the Prometheus Operator CRDs, strict about unknown
+    fields), plus the cross-checks below.
+Then the project's deployment rules across resources (security context, probes, drain,
+sizing, HPA/PDB, Services, Ingress, NetworkPolicies, ConfigMap = config/production.toml,
+no Secret in prod, Redis/Sentinel wiring, monitoring wiring).
+
+Prints one line per check, "ok - ..." or "FAIL - ...: why"; exits 1 if any failed.
+
+  validate_manifests.py --overlay prod --rendered prod.yaml [--k8s-version 1.33.0]
+  validate_manifests.py --template k8s/base/census-login/secret.template.yaml
+  validate_manifests.py --self-test --rendered prod.yaml   (mutations must be caught)
+Needs: pip install kubernetes-validate (brings jsonschema and PyYAML).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import json
+import pathlib
+import re
+import sys
+import tomllib
+from typing import Any, Callable, Iterable
+
+try:
+    import yaml
+    import jsonschema
+    import kubernetes_validate
+except ImportError as e:  # pragma: no cover
+    sys.exit(f"{e.name} not found: pip install kubernetes-validate")
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SCHEMAS = pathlib.Path(__file__).resolve().parent / "schemas"
+DEFAULT_K8S_VERSION = "1.33.0"
+
+# Configuration keys the service accepts: API.md's table, the lead's extensions
+# (helper contract), and whatever config/default.toml defines (the compiled-in defaults,
+# including extensions added since). Secrets are deliberately not allowed in files.
+API_KEYS = {
+    "server.listen", "server.admin_listen", "server.public_origin", "server.trusted_proxies",
+    "store.backend", "store.redis_url", "registry.seed_file", "registry.refuse_reserved",
+    "census.opens_at", "census.closes_at", "survey.window", "password.min_length",
+    "password.argon2_memory_kib", "password.argon2_iterations", "password.argon2_parallelism",
+    "password.max_concurrent_hashes", "password.max_queued_hashes", "lockout.max_failures",
+    "lockout.base_block", "lockout.multiplier", "lockout.max_block", "lockout.forget_after",
+    "session.idle_timeout", "session.cookie_secure", "rate_limit.per_ip_per_minute",
+    "rate_limit.burst", "secrets.pepper", "secrets.admin_token",
+    # extensions (helper contract)
+    "web.login_gov_url", "web.form_url", "census.helpline", "lockout.reservation_ttl",
+    "log.format", "log.level",
+}
+SECRET_FILE_ENV = {"secrets.pepper_file", "secrets.admin_token_file"}
+MIB = 1024 * 1024
+BASELINE_BYTES = 64 * MIB  # see the sizing comment in deployment.yaml
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def allowed_keys() -> set[str]:
+    keys = set(API_KEYS)
+    default = REPO / "config" / "default.toml"
+    if default.is_file():
+        keys |= set(flatten(tomllib.loads(default.read_text())))
+    return keys
+
+
+def parse_env_value(v: str) -> Any:
+    """Roughly how figment reads an environment value."""
+    low = v.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if re.fullmatch(r"-?\d+", v.strip()):
+        return int(v)
+    if v.strip().startswith("["):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def quantity(q: Any) -> float:
+    """Kubernetes quantity -> float (bytes for memory, cores for cpu)."""
+    s = str(q)
+    units = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4,
+             "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "m": 1e-3}
+    m = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", s)
+    if not m or (m.group(2) and m.group(2) not in units):
+        raise ValueError(f"bad quantity {s!r}")
+    return float(m.group(1)) * units.get(m.group(2), 1)
+
+
+def redis_bytes(s: str) -> float:
+    m = re.fullmatch(r"(\d+)(gb|mb|kb|b)?", s.strip().lower())
+    if not m:
+        raise ValueError(f"bad redis memory {s!r}")
+    return int(m.group(1)) * {"gb": 1024**3, "mb": 1024**2, "kb": 1024, "b": 1, None: 1}[m.group(2)]
+
+
+def humantime_secs(s: str) -> float:
+    total = 0.0
+    for num, unit in re.findall(r"(\d+)\s*(ms|s|m|h|d)", s):
+        total += int(num) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return total
+
+
+def selector_matches(sel: dict, labels: dict) -> bool:
+    ml = sel.get("matchLabels", sel if "matchExpressions" not in sel else {})
+    if not ml and not sel.get("matchExpressions"):
+        return False
+    return all(labels.get(k) == v for k, v in ml.items())
+
+
+class Render:
+    def __init__(self, docs: list[dict]):
+        self.docs = docs
+
+    def kind(self, kind: str) -> list[dict]:
+        return [d for d in self.docs if d.get("kind") == kind]
+
+    def named(self, kind: str, name: str) -> dict | None:
+        """By name, also matching kustomize's generated hash suffix (name-xxxxxxxxxx)."""
+        for d in self.kind(kind):
+            n = d["metadata"]["name"]
+            if n == name or re.fullmatch(re.escape(name) + r"-[a-z0-9]{10}", n):
+                return d
+        return None
+
+    def workloads(self) -> list[dict]:
+        return self.kind("Deployment") + self.kind("StatefulSet")
+
+
+def pod_spec(w: dict) -> dict:
+    return w["spec"]["template"]["spec"]
+
+
+def pod_labels(w: dict) -> dict:
+    return w["spec"]["template"]["metadata"].get("labels", {})
+
+
+def container(w: dict, name: str) -> dict | None:
+    return next((c for c in pod_spec(w)["containers"] if c["name"] == name), None)
+
+
+def effective_config(r: Render) -> tuple[dict[str, Any], list[str]]:
+    """production.toml from the rendered ConfigMap, overlaid with the env ConfigMap."""
+    problems = []
+    cm = r.named("ConfigMap", "census-login-config")
+    if not cm or "production.toml" not in cm.get("data", {}):
+        return {}, ["ConfigMap census-login-config with key production.toml not found"]
+    conf = flatten(tomllib.loads(cm["data"]["production.toml"]))
+    default = REPO / "config" / "default.toml"
+    base = flatten(tomllib.loads(default.read_text())) if default.is_file() else {}
+    eff = {**base, **conf}
+    env = r.named("ConfigMap", "census-login-env")
+    for k, v in (env or {}).get("data", {}).items():
+        if k.startswith("CENSUS__"):
+            key = ".".join(p.lower() for p in k[len("CENSUS__"):].split("__"))
+            eff[key] = parse_env_value(v)
+    return eff, problems
+
+
+# ------------------------------------------------------------------ the checks
+
+
+CheckFn = Callable[[Render, str], Iterable[str]]
+CHECKS: list[tuple[str, CheckFn]] = []
+
+
+def check(name: str) -> Callable[[CheckFn], CheckFn]:
+    def deco(fn: CheckFn) -> CheckFn:
+        CHECKS.append((name, fn))
+        return fn
+    return deco
+
+
+@check("every pod is hardened (non-root, read-only root fs, no capabilities, seccomp, no token)")
+def _hardened(r: Render, overlay: str) -> Iterable[str]:
+    if not r.workloads():
+        yield "no Deployment/StatefulSet rendered"
+    for w in r.workloads():
+        wn = f"{w['kind']}/{w['metadata']['name']}"
+        ps = pod_spec(w)
+        psc = ps.get("securityContext", {})
+        if ps.get("automountServiceAccountToken") is not False:
+            yield f"{wn}: automountServiceAccountToken must be false"
+        if psc.get("runAsNonRoot") is not True or psc.get("runAsUser", 1) == 0:
+            yield f"{wn}: pod securityContext must set runAsNonRoot and a non-zero runAsUser"
+        for c in ps["containers"] + ps.get("initContainers", []):
+            cn = f"{wn}/{c['name']}"
+            sc = c.get("securityContext", {})
+            seccomp = sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type")
+            if seccomp != "RuntimeDefault":
+                yield f"{cn}: seccompProfile must be RuntimeDefault"
+            if sc.get("allowPrivilegeEscalation") is not False:
+                yield f"{cn}: allowPrivilegeEscalation must be false"
+            if sc.get("readOnlyRootFilesystem") is not True:
+                yield f"{cn}: readOnlyRootFilesystem must be true"
+            if sc.get("privileged"):
+                yield f"{cn}: privileged"
+            if "ALL" not in sc.get("capabilities", {}).get("drop", []) or sc.get("capabilities", {}).get("add"):
+                yield f"{cn}: capabilities must drop ALL and add none"
+            res = c.get("resources", {})
+            for path in ("requests.cpu", "requests.memory", "limits.memory"):
+                a, b = path.split(".")
+                if b not in res.get(a, {}):
+                    yield f"{cn}: resources.{path} missing"
+            if "readinessProbe" not in c or "livenessProbe" not in c:
+                yield f"{cn}: readiness and liveness probes required"
+            image = c.get("image", "")
+            if "@sha256:" not in image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
+                yield f"{cn}: image {image!r} must be pinned (tag other than latest, or digest)"
+
+
+@check("census-login: probes on the admin port, graceful drain adds up")
+def _probes(r: Render, overlay: str) -> Iterable[str]:
+    d = r.named("Deployment", "census-login")
+    if not d:
+        yield "Deployment census-login missing"
+        return
+    c = container(d, "census-login")
+    eff, problems = effective_config(r)
+    yield from problems
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    want = {"http": int(str(eff.get("server.listen", ":0")).rsplit(":", 1)[1]),
+            "admin": int(str(eff.get("server.admin_listen", ":0")).rsplit(":", 1)[1])}
+    if ports != want:
+        yield f"container ports {ports} != listeners in the config {want}"
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"),
+                        ("readinessProbe", "/readyz")):
+        hg = c.get(probe, {}).get("httpGet", {})
+        if hg.get("path") != path or hg.get("port") not in ("admin", want["admin"]):
+            yield f"{probe} must be GET {path} on the admin port, got {hg}"
+    pre = c.get("lifecycle", {}).get("preStop", {})
+    sleep = pre.get("sleep", {}).get("seconds")
+    if not isinstance(sleep, int) or sleep < 1:
+        yield "preStop must be a sleep action (no shell in the image)"
+        sleep = 0
+    delay = humantime_secs(str(eff.get("server.shutdown_delay", "0s")))
+    grace = humantime_secs(str(eff.get("server.shutdown_grace", "30s")))
+    tgps = pod_spec(d).get("terminationGracePeriodSeconds", 30)
+    if tgps < sleep + delay + grace + 5:
+        yield (f"terminationGracePeriodSeconds {tgps} < preStop {sleep} + shutdown_delay {delay:g}"
+               f" + shutdown_grace {grace:g} + 5")
+
+
+@check("census-login: config from the ConfigMap (= config/production.toml), secrets from files")
+def _config(r: Render, overlay: str) -> Iterable[str]:
+    d = r.named("Deployment", "census-login")
+    cm = r.named("ConfigMap", "census-login-config")
+    if not d or not cm:
+        yield "Deployment or ConfigMap census-login-config missing"
+        return
+    src = (REPO / "config" / "production.toml").read_text()
+    if cm.get("data", {}).get("production.toml") != src:
+        yield "ConfigMap census-login-config production.toml differs from config/production.toml"
+    ps, c = pod_spec(d), container(d, "census-login")
+    vols = {v["name"]: v for v in ps.get("volumes", [])}
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    conf_dir = "/etc/census-login"
+    dockerfile = (REPO / "Dockerfile").read_text()
+    m = re.search(r"CENSUS_CONFIG_DIR=(\S+)", dockerfile)
+    if m:
+        conf_dir = m.group(1)
+    mnt = mounts.get(conf_dir)
+    if not mnt or vols.get(mnt["name"], {}).get("configMap", {}).get("name") != cm["metadata"]["name"]:
+        yield f"ConfigMap {cm['metadata']['name']} not mounted at CENSUS_CONFIG_DIR {conf_dir}"
+    env = {e["name"]: e for e in c.get("env", [])}
+    if any("value" in e and "SECRETS__" in n and not n.endswith("_FILE") for n, e in env.items()):
+        yield "a secret is given as a literal env value"
+    for key in ("PEPPER", "ADMIN_TOKEN"):
+        path = env.get(f"CENSUS__SECRETS__{key}_FILE", {}).get("value")
+        if not path:
+            yield f"CENSUS__SECRETS__{key}_FILE not set"
+            continue
+        folder, fname = path.rsplit("/", 1)
+        mnt = mounts.get(folder)
+        sec = vols.get(mnt["name"], {}).get("secret") if mnt else None
+        if not sec or not re.fullmatch(r"census-login-secrets(-[a-z0-9]{10})?", sec.get("secretName", "")):
+            yield f"{path}: not inside a mount of Secret census-login-secrets"
+        elif sec.get("items") and fname not in {i["path"] for i in sec["items"]}:
+            yield f"{path}: the Secret volume does not project {fname}"
+    env_cm = r.named("ConfigMap", "census-login-env")
+    refs = [e.get("configMapRef", {}).get("name") for e in c.get("envFrom", [])]
+    if not env_cm or env_cm["metadata"]["name"] not in refs:
+        yield "ConfigMap census-login-env not used through envFrom"
+
+
+@check("census-login: effective configuration uses only known keys and production settings")
+def _effective(r: Render, overlay: str) -> Iterable[str]:
+    cm = r.named("ConfigMap", "census-login-config")
+    if not cm:
+        yield "ConfigMap census-login-config missing"
+        return
+    file_keys = set(flatten(tomllib.loads(cm["data"]["production.toml"])))
+    env_cm = r.named("ConfigMap", "census-login-env")
+    env_keys = {".".join(p.lower() for p in k[len("CENSUS__"):].split("__"))
+                for k in (env_cm or {}).get("data", {}) if k.startswith("CENSUS__")}
+    known = allowed_keys()
+    for k in sorted(file_keys - known):
+        yield f"production.toml: unknown key {k} (start-up would abort)"
+    for k in sorted(file_keys):
+        if k.startswith("secrets."):
+            yield f"production.toml: secret {k} must not be in the file"
+    for k in sorted(env_keys - known - SECRET_FILE_ENV):
+        yield f"census-login-env: unknown key {k}"
+    for k in sorted(env_keys):
+        if k.startswith("secrets."):
+            yield f"census-login-env: secret {k} must not be in a ConfigMap"
+    for k in (env_cm or {}).get("data", {}):
+        if not (k.startswith("CENSUS__") or k.startswith("RUST_")):
+            yield f"census-login-env: unexpected variable {k}"
+    eff, problems = effective_config(r)
+    yield from problems
+    if eff.get("store.backend") != "redis":
+        yield "store.backend must be redis"
+    if eff.get("session.cookie_secure") is not True:
+        yield "session.cookie_secure must be true"
+    for k in ("server.listen", "server.admin_listen"):
+        if not str(eff.get(k, "")).startswith("0.0.0.0:"):
+            yield f"{k} must listen on 0.0.0.0 in the container"
+    if not str(eff.get("server.public_origin", "")).startswith("https://"):
+        yield "server.public_origin must be https://"
+    if eff.get("registry.seed_file") != "":
+        yield 'registry.seed_file must be "" (no demo registry in a deployment)'
+    if not eff.get("server.trusted_proxies"):
+        yield "server.trusted_proxies empty: every client would share the ingress' IP for rate limiting"
+
+
+@check("census-login: CPU and memory sized from hashing slots (19 MiB x slots + baseline)")
+def _sizing(r: Render, overlay: str) -> Iterable[str]:
+    d = r.named("Deployment", "census-login")
+    if not d:
+        yield "Deployment census-login missing"
+        return
+    eff, problems = effective_config(r)
+    yield from problems
+    slots = eff.get("password.max_concurrent_hashes")
+    if not isinstance(slots, int) or slots < 1:
+        yield "password.max_concurrent_hashes must be set explicitly (the default follows the node's CPUs)"
+        return
+    res = container(d, "census-login").get("resources", {})
+    kib = int(eff.get("password.argon2_memory_kib", 19456))
+    need = slots * kib * 1024 + BASELINE_BYTES
+    for part in ("requests", "limits"):
+        mem = quantity(res.get(part, {}).get("memory", 0))
+        if mem < need:
+            yield (f"memory {part} {mem / MIB:.0f} MiB < {slots} slots x {kib / 1024:.0f} MiB"
+                   f" + {BASELINE_BYTES // MIB} MiB baseline = {need / MIB:.0f} MiB")
+    cpu = quantity(res.get("limits", {}).get("cpu", 0))
+    if cpu != slots:
+        yield f"cpu limit {cpu:g} != hashing slots {slots} (one slot per CPU)"
+
+
+@check("HorizontalPodAutoscaler: CPU-based, owns the replica count (prod: at least 3)")
+def _hpa(r: Render, overlay: str) -> Iterable[str]:
+    hpas = r.kind("HorizontalPodAutoscaler")
+    d = r.named("Deployment", "census-login")
+    if len(hpas) != 1 or not d:
+        yield "exactly one HPA and the census-login Deployment expected"
+        return
+    h = hpas[0]
+    ref = h["spec"]["scaleTargetRef"]
+    if (ref.get("kind"), ref.get("name")) != ("Deployment", d["metadata"]["name"]):
+        yield f"HPA targets {ref}"
+    if h["apiVersion"] != "autoscaling/v2":
+        yield "HPA must be autoscaling/v2"
+    if not any(m.get("resource", {}).get("name") == "cpu" for m in h["spec"].get("metrics", [])):
+        yield "HPA has no CPU metric"
+    lo, hi = h["spec"].get("minReplicas", 1), h["spec"]["maxReplicas"]
+    if lo > hi:
+        yield f"minReplicas {lo} > maxReplicas {hi}"
+    if overlay == "prod" and lo < 3:
+        yield f"prod minReplicas {lo} < 3"
+    if "replicas" in d["spec"]:
+        yield "Deployment sets spec.replicas while an HPA owns it (apply would reset the scale)"
+
+
+@check("PodDisruptionBudgets cover census-login and Redis")
+def _pdb(r: Render, overlay: str) -> Iterable[str]:
+    for wname in ("census-login", "redis"):
+        w = next((x for x in r.workloads() if x["metadata"]["name"] == wname), None)
+        if not w:
+            yield f"workload {wname} missing"
+            continue
+        pdbs = [p for p in r.kind("PodDisruptionBudget")
+                if selector_matches(p["spec"]["selector"], pod_labels(w))]
+        if len(pdbs) != 1:
+            yield f"{wname}: {len(pdbs)} PDBs select its pods, want 1"
+        elif "maxUnavailable" not in pdbs[0]["spec"] and "minAvailable" not in pdbs[0]["spec"]:
+            yield f"{wname}: PDB without maxUnavailable/minAvailable"
+
+
+@check("Services select pods and name ports that exist")
+def _services(r: Render, overlay: str) -> Iterable[str]:
+    for s in r.kind("Service"):
+        sn = s["metadata"]["name"]
+        ws = [w for w in r.workloads() if selector_matches(s["spec"].get("selector", {}), pod_labels(w))]
+        if len(ws) != 1:
+            yield f"Service {sn} selects {len(ws)} workloads, want 1"
+            continue
+        names = {p["name"]: p["containerPort"] for c in pod_spec(ws[0])["containers"] for p in c.get("ports", [])}
+        for p in s["spec"]["ports"]:
+            tp = p.get("targetPort", p["port"])
+            if tp not in names and tp not in names.values():
+                yield f"Service {sn} port {p.get('name')}: targetPort {tp} not a container port"
+    pub = r.named("Service", "census-login")
+    adm = r.named("Service", "census-login-admin")
+    if not pub or {p["name"] for p in pub["spec"]["ports"]} != {"http"}:
+        yield "public Service census-login must expose only the http port"
+    if not adm or {p["name"] for p in adm["spec"]["ports"]} != {"admin"}:
+        yield "Service census-login-admin must expose only the admin port"
+    for s in (pub, adm):
+        if s and s["spec"].get("type", "ClusterIP") != "ClusterIP":
+            yield f"Service {s['metadata']['name']} must be ClusterIP"
+
+
+@check("Ingress: TLS, public Service only, host = server.public_origin")
+def _ingress(r: Render, overlay: str) -> Iterable[str]:
+    ings = r.kind("Ingress")
+    if len(ings) != 1:
+        yield f"{len(ings)} Ingresses, want 1"
+        return
+    ing = ings[0]
+    eff, problems = effective_config(r)
+    yield from problems
+    origin = str(eff.get("server.public_origin", ""))
+    origin_host = re.sub(r"^https?://", "", origin).split("/")[0].split(":")[0]
+    tls_hosts = {h for t in ing["spec"].get("tls", []) for h in t.get("hosts", [])}
+    if not ing["spec"].get("tls") or not all(t.get("secretName") for t in ing["spec"]["tls"]):
+        yield "Ingress without TLS secret"
+    for rule in ing["spec"].get("rules", []):
+        host = rule.get("host")
+        if host != origin_host:
+            yield f"Ingress host {host} != public_origin host {origin_host}"
+        if host not in tls_hosts:
+            yield f"Ingress host {host} not covered by TLS"
+        for p in rule.get("http", {}).get("paths", []):
+            svc = p["backend"]["service"]
+            s = r.named("Service", svc["name"])
+            if not s:
+                yield f"backend Service {svc['name']} not rendered"
+                continue
+            if s["metadata"]["name"] != "census-login":
+                yield f"Ingress routes to {svc['name']}: only the public Service may be exposed"
+            port = svc["port"]
+            if not any(port.get("name") == sp.get("name") or port.get("number") == sp["port"]
+                       for sp in s["spec"]["ports"]):
+                yield f"backend port {port} not in Service {svc['name']}"
+
+
+@check("NetworkPolicies: census-login and Redis locked down in both directions")
+def _netpol(r: Render, overlay: str) -> Iterable[str]:
+    app = r.named("Deployment", "census-login")
+    red = r.named("StatefulSet", "redis")
+    if not app or not red:
+        yield "workloads missing"
+        return
+    for w in (app, red):
+        pols = [p for p in r.kind("NetworkPolicy") if selector_matches(p["spec"]["podSelector"], pod_labels(w))]
+        types = {t for p in pols for t in p["spec"].get("policyTypes", [])}
+        if types != {"Ingress", "Egress"}:
+            yield f"{w['metadata']['name']}: policies cover {sorted(types)}, want Ingress and Egress"
+        for p in pols:
+            for rule in p["spec"].get("ingress", []):
+                if not rule.get("from") or not rule.get("ports"):
+                    yield f"{p['metadata']['name']}: an ingress rule without from/ports allows too much"
+            for rule in p["spec"].get("egress", []):
+                if not rule.get("to") or not rule.get("ports"):
+                    yield f"{p['metadata']['name']}: an egress rule without to/ports allows too much"
+                for port in rule.get("ports", []):
+                    if port.get("port") not in (6379, 26379, 53):
+                        yield f"{p['metadata']['name']}: egress to port {port.get('port')}"
+    pol = next((p for p in r.kind("NetworkPolicy")
+                if selector_matches(p["spec"]["podSelector"], pod_labels(app))), None)
+    if pol:
+        by_port: dict[Any, list] = {}
+        for rule in pol["spec"].get("ingress", []):
+            for port in rule.get("ports", []):
+                by_port.setdefault(port.get("port"), []).extend(rule.get("from", []))
+        if set(by_port) - {"http", "admin", 8080, 9090}:
+            yield f"census-login ingress opens ports {sorted(map(str, by_port))}"
+        for port, peers in by_port.items():
+            for peer in peers:
+                if "namespaceSelector" not in peer or "ipBlock" in peer:
+                    yield f"census-login port {port}: peer {peer} is not a namespace-scoped selector"
+        nss = {port: {p.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                      for p in peers} for port, peers in by_port.items()}
+        admin_ns = nss.get("admin", set()) | nss.get(9090, set())
+        http_ns = nss.get("http", set()) | nss.get(8080, set())
+        if not http_ns or not admin_ns or http_ns & admin_ns:
+            yield f"public port from {http_ns}, admin port from {admin_ns}: want separate namespaces"
+
+
+@check("Namespace enforces Pod Security 'restricted' and holds every resource")
+def _namespace(r: Render, overlay: str) -> Iterable[str]:
+    nss = r.kind("Namespace")
+    if len(nss) != 1:
+        yield f"{len(nss)} Namespace objects, want 1"
+        return
+    ns = nss[0]
+    name = ns["metadata"]["name"]
+    if ns["metadata"].get("labels", {}).get("pod-security.kubernetes.io/enforce") != "restricted":
+        yield f"Namespace {name} does not enforce restricted"
+    for d in r.docs:
+        if d["kind"] != "Namespace" and d["metadata"].get("namespace") != name:
+            yield f"{d['kind']}/{d['metadata']['name']} in namespace {d['metadata'].get('namespace')}"
+
+
+@check("Secrets: none in prod; dev's are marked dev-only; the template holds placeholders")
+def _secrets(r: Render, overlay: str) -> Iterable[str]:
+    secrets = r.kind("Secret")
+    if overlay == "prod" and secrets:
+        yield f"prod renders Secrets {[s['metadata']['name'] for s in secrets]}: real secrets never live in git"
+    for s in secrets:
+        for k, v in s.get("data", {}).items():
+            value = base64.b64decode(v).decode(errors="replace")
+            if "dev-only" not in value.lower():
+                yield f"Secret {s['metadata']['name']} key {k} is not marked dev-only"
+
+
+@check("Redis: 3-pod Sentinel StatefulSet, AOF everysec, noeviction, matches store.redis_url")
+def _redis(r: Render, overlay: str) -> Iterable[str]:
+    sts = r.named("StatefulSet", "redis")
+    if not sts:
+        yield "StatefulSet redis missing"
+        return
+    n = sts["spec"].get("replicas", 1)
+    if n != 3:
+        yield f"replicas {n}, want 3 (Sentinel quorum 2)"
+    svc = r.named("Service", sts["spec"]["serviceName"])
+    if not svc or svc["spec"].get("clusterIP") != "None" or not svc["spec"].get("publishNotReadyAddresses"):
+        yield f"serviceName {sts['spec']['serviceName']} must be a headless Service publishing not-ready pods"
+    ports = {p["port"] for p in (svc or {"spec": {"ports": []}})["spec"]["ports"]}
+    if not {6379, 26379} <= ports:
+        yield f"headless Service ports {ports}, want 6379 and 26379"
+    cm = r.named("ConfigMap", "redis-config")
+    conf = (cm or {}).get("data", {}).get("redis.conf", "")
+    directives = {}
+    for line in conf.splitlines():
+        parts = line.split(None, 1)
+        if parts and not parts[0].startswith("#"):
+            directives[parts[0].lower()] = parts[1].strip() if len(parts) > 1 else ""
+    for k, v in (("appendonly", "yes"), ("appendfsync", "everysec"), ("maxmemory-policy", "noeviction")):
+        if directives.get(k) != v:
+            yield f"redis.conf {k} = {directives.get(k)!r}, want {v!r}"
+    lib = (cm or {}).get("data", {}).get("redis-lib.sh", "")
+    m = re.search(r'MASTER_NAME:=([A-Za-z0-9_-]+)', lib)
+    master = m.group(1) if m else "?"
+    eff, problems = effective_config(r)
+    yield from problems
+    want = "redis+sentinel://" + ",".join(
+        f"{sts['metadata']['name']}-{i}.{sts['spec']['serviceName']}:26379" for i in range(n)) + f"/{master}"
+    if eff.get("store.redis_url") != want:
+        yield f"store.redis_url {eff.get('store.redis_url')!r} != deployed Sentinels {want!r}"
+    c = container(sts, "redis")
+    env = {e["name"]: e.get("value") for e in (c or {}).get("env", [])}
+    limit = quantity((c or {}).get("resources", {}).get("limits", {}).get("memory", 0))
+    try:
+        maxmem = redis_bytes(env.get("REDIS_MAXMEMORY") or "0")
+    except ValueError as e:
+        yield str(e)
+        maxmem = 0
+    if not maxmem or maxmem > 0.75 * limit:
+        yield f"REDIS_MAXMEMORY {env.get('REDIS_MAXMEMORY')} must be set and <= 75% of the memory limit"
+    if not sts["spec"].get("volumeClaimTemplates"):
+        yield "no volumeClaimTemplates: AOF would not survive a pod restart"
+    aff = pod_spec(sts).get("affinity", {}).get("podAntiAffinity", {})
+    if overlay == "prod" and not aff.get("requiredDuringSchedulingIgnoredDuringExecution"):
+        yield "prod Redis pods must be on different nodes (required anti-affinity)"
+
+
+@check("monitoring: ServiceMonitor scrapes the admin Service as job census-login; PrometheusRule = alerts.yml")
+def _monitoring(r: Render, overlay: str) -> Iterable[str]:
+    sms = r.kind("ServiceMonitor")
+    if len(sms) != 1:
+        yield f"{len(sms)} ServiceMonitors, want 1"
+    for sm in sms:
+        sel = sm["spec"]["selector"]
+        svcs = [s for s in r.kind("Service") if selector_matches(sel, s["metadata"].get("labels", {}))]
+        if [s["metadata"]["name"] for s in svcs] != ["census-login-admin"]:
+            yield f"ServiceMonitor selects {[s['metadata']['name'] for s in svcs]}, want only census-login-admin"
+            continue
+        svc = svcs[0]
+        job = svc["metadata"]["labels"].get(sm["spec"].get("jobLabel", ""), svc["metadata"]["name"])
+        if job != "census-login":
+            yield f"Prometheus job would be {job!r}, dashboards and alerts use 'census-login'"
+        names = {p.get("name") for p in svc["spec"]["ports"]}
+        for ep in sm["spec"]["endpoints"]:
+            if ep.get("port") not in names:
+                yield f"endpoint port {ep.get('port')} not in Service {svc['metadata']['name']}"
+            if ep.get("path", "/metrics") != "/metrics":
+                yield f"endpoint path {ep.get('path')}"
+    rules = r.kind("PrometheusRule")
+    alerts = REPO / "k8s" / "monitoring" / "alerts.yml"
+    if len(rules) != 1:
+        yield f"{len(rules)} PrometheusRules, want 1"
+    elif not alerts.is_file():
+        yield "k8s/monitoring/alerts.yml missing"
+    elif rules[0]["spec"] != yaml.safe_load(alerts.read_text()):
+        yield "PrometheusRule spec differs from k8s/monitoring/alerts.yml: run python3 k8s/tools/sync.py"
+    else:
+        names = [g["name"] for g in rules[0]["spec"]["groups"]]
+        if len(names) != len(set(names)):
+            yield f"duplicate rule group names {names}"
+
+
+# ------------------------------------------------------------------ schema validation
+
+
+def crd_validators() -> dict[str, jsonschema.protocols.Validator]:
+    out = {}
+    for kind, fname in (("ServiceMonitor", "servicemonitor.schema.json"),
+                        ("PrometheusRule", "prometheusrule.schema.json")):
+        schema = json.loads((SCHEMAS / fname).read_text())
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        out[kind] = cls(schema)
+    return out
+
+
+def schema_results(docs: list[dict], version: str, label: str) -> list[tuple[bool, str, str]]:
+    results = []
+    crds = crd_validators()
+    for d in docs:
+        what = f"{d.get('kind')}/{d.get('metadata', {}).get('name')}"
+        if str(d.get("apiVersion", "")).startswith("monitoring.coreos.com/"):
+            v = crds.get(d.get("kind"))
+            if v is None:
+                results.append((False, f"{label}: schema {what}", "no schema for this CRD kind"))
+                continue
+            errs = sorted(v.iter_errors(d), key=lambda e: list(e.path))
+            why = "; ".join(f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message[:160]}" for e in errs[:5])
+            results.append((not errs, f"{label}: CRD schema {what}", why))
+            continue
+        try:
+            kubernetes_validate.validate(d, version, strict=True)
+            results.append((True, f"{label}: kubernetes-validate {what}", ""))
+        except kubernetes_validate.ValidationError as e:
+            path = "/".join(str(p) for p in e.path)
+            results.append((False, f"{label}: kubernetes-validate {what}", f"{path}: {e.message[:200]}"))
+        except Exception as e:  # SchemaNotFoundError, VersionNotSupportedError, ...
+            results.append((False, f"{label}: kubernetes-validate {what}", f"{type(e).__name__}: {e}"))
+    return results
+
+
+def policy_results(docs: list[dict], overlay: str) -> list[tuple[bool, str, str]]:
+    r = Render(docs)
+    results = []
+    for name, fn in CHECKS:
+        try:
+            problems = list(fn(r, overlay))
+        except Exception as e:  # a malformed manifest must fail, not crash the run
+            problems = [f"{type(e).__name__}: {e}"]
+        results.append((not problems, f"{overlay}: {name}", "; ".join(problems)))
+    return results
+
+
+def load(path: pathlib.Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+# ------------------------------------------------------------------ self-test
+
+
+def mutations() -> dict[str, Callable[[list[dict]], None]]:
+    def find(docs, kind, name=None):
+        return next(d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"].startswith(name)))
+
+    def app(docs):
+        return pod_spec(find(docs, "Deployment", "census-login"))["containers"][0]
+
+    def cm_toml(docs, fn):
+        cm = find(docs, "ConfigMap", "census-login-config")
+        cm["data"]["production.toml"] = fn(cm["data"]["production.toml"])
+
+    return {
+        "an unknown Deployment field (schema)": lambda d: app(d).__setitem__("readinessProbee", {}),
+        "a wrong type in the HPA (schema)": lambda d: find(d, "HorizontalPodAutoscaler")["spec"].__setitem__("minReplicas", "three"),
+        "a ServiceMonitor without endpoints (CRD schema)": lambda d: find(d, "ServiceMonitor")["spec"].pop("endpoints"),
+        "a rule with neither alert nor record (CRD schema)": lambda d: find(d, "PrometheusRule")["spec"]["groups"][0]["rules"][0].pop("alert"),
+        "a writable root filesystem": lambda d: app(d)["securityContext"].__setitem__("readOnlyRootFilesystem", False),
+        "a missing capability drop": lambda d: app(d)["securityContext"]["capabilities"].__setitem__("drop", []),
+        "readiness on /healthz": lambda d: app(d)["readinessProbe"]["httpGet"].__setitem__("path", "/healthz"),
+        "a grace period shorter than the drain": lambda d: pod_spec(find(d, "Deployment")).__setitem__("terminationGracePeriodSeconds", 20),
+        "prod minReplicas 2": lambda d: find(d, "HorizontalPodAutoscaler")["spec"].__setitem__("minReplicas", 2),
+        "a replicas field next to the HPA": lambda d: find(d, "Deployment")["spec"].__setitem__("replicas", 3),
+        "memory below 19 MiB x slots + baseline": lambda d: app(d)["resources"]["limits"].__setitem__("memory", "80Mi"),
+        "a drifted ConfigMap": lambda d: cm_toml(d, lambda s: s.replace("cookie_secure = true", "cookie_secure = false")),
+        "an unknown config key": lambda d: cm_toml(d, lambda s: s + "\n[extra]\nbogus = 1\n"),
+        "an Ingress host other than public_origin": lambda d: find(d, "Ingress")["spec"]["rules"][0].__setitem__("host", "other.example.org"),
+        "the admin Service behind the Ingress": lambda d: find(d, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].__setitem__("name", "census-login-admin"),
+        "an allow-all egress rule": lambda d: find(d, "NetworkPolicy", "census-login")["spec"]["egress"].append({}),
+        "a Service selector typo": lambda d: find(d, "Service", "census-login-admin")["spec"].__setitem__("selector", {"app.kubernetes.io/name": "census-logn"}),
+        "a Secret in prod": lambda d: d.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x", "namespace": "census"}, "data": {"k": "eA=="}}),
+        "two Redis pods": lambda d: find(d, "StatefulSet", "redis")["spec"].__setitem__("replicas", 2),
+        "appendfsync always": lambda d: find(d, "ConfigMap", "redis-config")["data"].__setitem__("redis.conf", find(d, "ConfigMap", "redis-config")["data"]["redis.conf"].replace("appendfsync everysec", "appendfsync always")),
+        "a ServiceMonitor job name other than census-login": lambda d: find(d, "ServiceMonitor")["spec"].pop("jobLabel"),
+        "a PrometheusRule out of date": lambda d: find(d, "PrometheusRule")["spec"]["groups"][0].__setitem__("name", "renamed"),
+        "a root pod": lambda d: pod_spec(find(d, "StatefulSet", "redis"))["securityContext"].__setitem__("runAsUser", 0),
+        "an unpinned image": lambda d: pod_spec(find(d, "StatefulSet", "redis"))["containers"][0].__setitem__("image", "redis:latest"),
+    }
+
+
+def self_test(rendered: pathlib.Path, version: str) -> int:
+    base = load(rendered)
+    baseline = [x for x in schema_results(base, version, "prod") + policy_results(base, "prod") if not x[0]]
+    if baseline:
+        print(f"FAIL - self-test: the unmutated render already fails: {baseline[0][1]}: {baseline[0][2]}")
+        return 1
+    failures = 0
+    for name, mutate in mutations().items():
+        docs = copy.deepcopy(base)
+        mutate(docs)
+        bad = [x for x in schema_results(docs, version, "prod") + policy_results(docs, "prod") if not x[0]]
+        if bad:
+            print(f"ok - self-test: detects {name} ({bad[0][1].split(': ', 1)[1]})")
+        else:
+            print(f"FAIL - self-test: {name} went unnoticed")
+            failures += 1
+    return failures
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--overlay", choices=("dev", "prod"))
+    ap.add_argument("--rendered", type=pathlib.Path)
+    ap.add_argument("--template", type=pathlib.Path, help="validate a standalone manifest (the Secret template)")
+    ap.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION)
+    ap.add_argument("--self-test", action="store_true")
+    a = ap.parse_args()
+
+    if a.self_test:
+        return 1 if self_test(a.rendered, a.k8s_version) else 0
+    if a.template:
+        docs = load(a.template)
+        results = schema_results(docs, a.k8s_version, "template")
+        for d in docs:
+            values = {**d.get("stringData", {}), **{k: base64.b64decode(v).decode() for k, v in d.get("data", {}).items()}}
+            bad = [k for k, v in values.items() if not str(v).startswith("REPLACE_ME")]
+            results.append((d["kind"] == "Secret" and not bad and set(values) == {"pepper", "admin-token"},
+                            f"template: {a.template.name} holds only REPLACE_ME placeholders for pepper and admin-token",
+                            f"kind {d['kind']}, keys {sorted(values)}, real-looking values in {bad}"))
+    else:
+        docs = load(a.rendered)
+        results = schema_results(docs, a.k8s_version, a.overlay) + policy_results(docs, a.overlay)
+    for ok, name, why in results:
+        print(f"{'ok' if ok else 'FAIL'} - {name}" + ("" if ok else f": {why}"))
+    return 0 if all(ok for ok, _, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
