@@ -101,8 +101,8 @@ impl AuthService {
 
         let now = now_millis();
         self.check_period(now)?;
-        self.probe_room()?;
         let key = self.keys().pesel_key(&pesel);
+        self.probe_room(&key, now).await?;
         let (ticket, account) = self.reserve(&key, now).await?;
 
         // Identity: same work whether the PESEL is unknown or the name is wrong.
@@ -169,10 +169,8 @@ impl AuthService {
 
         let now = now_millis();
         self.check_period(now)?;
-        // A full hashing pool sheds the request before any store round trip:
-        // under a flood, refusing must cost microseconds and leave nothing behind.
-        self.probe_room()?;
         let key = self.keys().pesel_key(&pesel);
+        self.probe_room(&key, now).await?;
         let (ticket, account) = self.reserve(&key, now).await?;
         let permit = self.admit_reserved(&key, &ticket).await?;
         // Unknown PESEL and no password defined verify against the dummy hash.
@@ -291,13 +289,23 @@ impl AuthService {
         }
     }
 
-    /// 503 `overloaded` at once when the hashing pool is full, before any
-    /// store work: the lockout is consulted only for attempts that can be checked.
-    fn probe_room(&self) -> Result<(), AuthError> {
+    /// A full hashing pool sheds the request before any attempt is reserved:
+    /// under a flood, refusing must cost microseconds and leave nothing behind.
+    /// One read still tells a locked account the truth (423 with its end)
+    /// rather than "try again in a second".
+    async fn probe_room(&self, key: &PeselKey, now: Millis) -> Result<(), AuthError> {
         if self.hasher().has_room() {
-            Ok(())
-        } else {
-            Err(self.overloaded())
+            return Ok(());
+        }
+        match self.store().locked_until(key, now).await? {
+            Some(until) => {
+                tracing::info!(event = "attempt_while_locked", cid = %key.correlation_id(), "attempt refused: locked");
+                Err(AuthError::Locked {
+                    until,
+                    retry_after: seconds_until(now, until),
+                })
+            }
+            None => Err(self.overloaded()),
         }
     }
 

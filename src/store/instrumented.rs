@@ -10,6 +10,7 @@ use std::time::Instant;
 pub const OPERATIONS: &[&str] = &[
     "ping",
     "begin_attempt",
+    "locked_until",
     "settle_attempt",
     "touch_session",
     "delete_session",
@@ -75,6 +76,15 @@ impl Store for Instrumented {
             self.inner.begin_attempt(key, ticket, now, policy),
         )
         .await
+    }
+
+    async fn locked_until(
+        &self,
+        key: &PeselKey,
+        now: Millis,
+    ) -> Result<Option<Millis>, StoreError> {
+        self.observe("locked_until", self.inner.locked_until(key, now))
+            .await
     }
 
     async fn settle_attempt(

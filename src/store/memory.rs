@@ -76,6 +76,19 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn locked_until(
+        &self,
+        key: &PeselKey,
+        now: Millis,
+    ) -> Result<Option<Millis>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .locks
+            .get(key)
+            .filter(|lock| lock.is_locked(now))
+            .map(|lock| lock.locked_until))
+    }
+
     async fn settle_attempt(
         &self,
         key: &PeselKey,

@@ -156,6 +156,12 @@ pub trait Store: Send + Sync + 'static {
         policy: &LockoutPolicy,
     ) -> Result<Begin, StoreError>;
 
+    /// When `key` is locked at `now`, until when. A read: nothing is reserved.
+    /// Lets a request that cannot be checked now (hashing pool full) still be
+    /// told the truth about a lock.
+    async fn locked_until(&self, key: &PeselKey, now: Millis)
+    -> Result<Option<Millis>, StoreError>;
+
     /// Settles the reservation `ticket` and applies the outcome atomically.
     async fn settle_attempt(
         &self,

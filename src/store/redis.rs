@@ -493,6 +493,25 @@ impl Store for RedisStore {
             .await
     }
 
+    async fn locked_until(
+        &self,
+        key: &PeselKey,
+        now: Millis,
+    ) -> Result<Option<Millis>, StoreError> {
+        let lock = Self::key(key, "lock");
+        let until: Option<i64> = self
+            .run(|mut c| async move {
+                ::redis::cmd("HGET")
+                    .arg(lock)
+                    .arg("u")
+                    .query_async(&mut c)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(until.filter(|&u| u > now))
+    }
+
     async fn account_status(&self, key: &PeselKey) -> Result<AccountStatus, StoreError> {
         let mut pipe = ::redis::pipe();
         pipe.cmd("HMGET")

@@ -9,6 +9,7 @@ both_stores!(
     the_rate_limit_is_per_client_ip,
     forwarded_for_is_believed_only_from_trusted_proxies,
     a_full_hashing_pool_sheds_load_at_once,
+    a_locked_account_is_told_so_while_the_pool_is_full,
 );
 
 async fn the_rate_limit_is_per_client_ip(b: Backend) {
@@ -123,4 +124,57 @@ async fn a_full_hashing_pool_sheds_load_at_once(b: Backend) {
     let m = app.metrics().await;
     let rejected = app.metric_sum("census_hash_rejected_total").await;
     assert_eq!(rejected as usize, shed.len(), "{m}");
+}
+
+async fn a_locked_account_is_told_so_while_the_pool_is_full(b: Backend) {
+    // One slot, no queue, a slow hash: one login in flight fills the pool.
+    let app = spawn_app(
+        b,
+        &[
+            ("password.max_concurrent_hashes", json!(1)),
+            ("password.max_queued_hashes", json!(0)),
+            ("password.argon2_memory_kib", json!(65536)),
+            ("password.argon2_iterations", json!(6)),
+        ],
+    )
+    .await;
+    let (locked, free, busy) = (person(50), person(51), person(52));
+    for _ in 0..5 {
+        let r = app.login(&locked.pesel, "Wrong2021x").await;
+        assert!([401, 423].contains(&r.status().as_u16()));
+    }
+    let hashes_before = app.hash_count().await;
+
+    let slow = {
+        let client = new_client();
+        let url = format!("{}/api/v1/login", app.address);
+        let body = json!({"pesel": busy.pesel, "password": "Wrong2021x"});
+        tokio::spawn(async move { client.post(url).json(&body).send().await.unwrap().status() })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while app.metric_sum("census_hash_slots_in_use").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow login never started hashing"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+
+    // The pool is full: the locked person learns about the lock, anyone else is shed.
+    let r = app.login(&locked.pesel, "Wrong2021x").await;
+    assert!(r.headers().get("retry-after").is_some());
+    let body = problem(r, 423, "account_locked").await;
+    assert!(body["retryAfterSeconds"].as_u64().unwrap() > 60, "{body}");
+    problem(
+        app.login(&free.pesel, "Wrong2021x").await,
+        503,
+        "overloaded",
+    )
+    .await;
+
+    assert_eq!(slow.await.unwrap().as_u16(), 401);
+    // Neither was hashed nor counted.
+    assert_eq!(app.hash_count().await, hashes_before + 1.0);
+    assert_eq!(app.account(&free.pesel).await["lockout"]["failures"], 0);
+    assert_eq!(app.account(&locked.pesel).await["lockout"]["failures"], 5);
 }

@@ -185,3 +185,47 @@ async fn purge_empties_every_master_of_a_cluster() {
     assert_eq!(store.purge().await.unwrap(), rows.len() as u64);
     assert!(cluster.nodes.iter().all(|n| count(n.port) == 0));
 }
+
+/// `locked_until` reads the lock the scripts wrote, and reserves nothing.
+async fn locked_until_reads_without_reserving(store: &dyn Store) {
+    let p = policy();
+    let key = PeselKey::from_hex(&format!("{:032x}", 0xabcdef_u64)).unwrap();
+    let now = census_login::auth::now_millis();
+    assert_eq!(store.locked_until(&key, now).await.unwrap(), None);
+    let mut until = None;
+    for i in 0..p.max_failures {
+        let ticket = format!("lu{i}");
+        assert!(matches!(
+            store.begin_attempt(&key, &ticket, now, &p).await.unwrap(),
+            Begin::Allowed { .. }
+        ));
+        let settled = store
+            .settle_attempt(&key, &ticket, now, &p, Settle::Failure)
+            .await
+            .unwrap();
+        until = settled.lock_started.map(|l| l.until);
+    }
+    let until = until.expect("the last failure starts a lock");
+    for _ in 0..3 {
+        assert_eq!(
+            store.locked_until(&key, now + 1).await.unwrap(),
+            Some(until)
+        );
+    }
+    assert_eq!(store.locked_until(&key, until).await.unwrap(), None);
+    let status = store.account_status(&key).await.unwrap().lock;
+    assert!(status.pending.is_empty(), "a read must not reserve");
+    assert_eq!(status.failures, p.max_failures);
+}
+
+#[tokio::test]
+async fn locked_until_on_the_memory_store() {
+    locked_until_reads_without_reserving(&MemoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_until_on_redis() {
+    let redis = RedisServer::start();
+    let store: Arc<RedisStore> = RedisStore::new(&redis.url(), Duration::from_secs(2)).unwrap();
+    locked_until_reads_without_reserving(store.as_ref()).await;
+}
