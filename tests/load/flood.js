@@ -47,6 +47,7 @@ const pool = people.slice(0, POOL);
 
 export const options = {
   setupTimeout: '120s',
+  summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'],
   scenarios: {
     flood: {
       executor: 'constant-vus', exec: 'flood', vus: VUS, duration: DURATION, gracefulStop: '15s',

@@ -25,14 +25,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A free TCP port on 127.0.0.1 (nothing answers on it; not reserved by us otherwise).
+# A free TCP port on 127.0.0.1, from the kernel (bind to port 0): a random guess can hit
+# a port held by one of k6's thousands of client connections.
 free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' ||
+    die "no free port found"
 }
 random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 
@@ -65,38 +62,46 @@ mv "$people.tmp" "$people"
 head -1 "$people" | grep -q '^pesel,mother_maiden_name' || die "$people: unexpected header: $(head -1 "$people")"
 
 # --- the service ----------------------------------------------------------------------------
-port=$(free_port)
-admin_port=$(free_port)
-[ "$admin_port" != "$port" ] || admin_port=$(free_port)
+pepper=$(random_hex)
 admin_token=$(random_hex)
-base_url="http://127.0.0.1:$port"
-admin_url="http://127.0.0.1:$admin_port"
-log="$out/${log_name:-$scenario}-service.log"
-
-env CENSUS__SERVER__LISTEN="127.0.0.1:$port" \
-    CENSUS__SERVER__ADMIN_LISTEN="127.0.0.1:$admin_port" \
-    CENSUS__SERVER__PUBLIC_ORIGIN="$base_url" \
-    CENSUS__SERVER__TRUSTED_PROXIES='["127.0.0.1/32"]' \
-    CENSUS__SESSION__COOKIE_SECURE=false \
-    CENSUS__STORE__BACKEND=redis \
-    CENSUS__STORE__REDIS_URL="redis://127.0.0.1:$redis_port" \
-    CENSUS__SECRETS__PEPPER="$(random_hex)" \
-    CENSUS__SECRETS__ADMIN_TOKEN="$admin_token" \
-    CENSUS__REGISTRY__SEED_FILE="$people" \
-    CENSUS__LOG__FORMAT=json \
-    CENSUS__LOG__LEVEL="${CENSUS_LOG_LEVEL:-warn}" \
-    "$bin" serve >"$log" 2>&1 &
-svc_pid=$!
-
-ready=0
-for _ in $(seq 1 1200); do   # up to 120 s (the registry is loaded at start)
-  if curl -fsS -o /dev/null --max-time 2 "$admin_url/readyz" 2>/dev/null; then ready=1; break; fi
-  kill -0 "$svc_pid" 2>/dev/null || { tail -20 "$log" >&2; die "census-login exited during start-up (log: $log)"; }
-  sleep 0.1
-done
-[ "$ready" = 1 ] || { tail -20 "$log" >&2; die "census-login not ready after 120 s (log: $log)"; }
-echo "${log_tag:-run.sh}: census-login ready on $base_url (admin $admin_url), redis on $redis_port, registry $registry_count people"
-
+# start_service: census-login on fresh free ports, ready; CENSUS_LOG_LEVEL (default warn)
+# and log_name choose its log. stop_service: SIGTERM, wait.
+start_service() {
+  port=$(free_port)
+  admin_port=$(free_port)
+  [ "$admin_port" != "$port" ] || admin_port=$(free_port)
+  base_url="http://127.0.0.1:$port"
+  admin_url="http://127.0.0.1:$admin_port"
+  log="$out/${log_name:-$scenario}-service.log"
+  env CENSUS__SERVER__LISTEN="127.0.0.1:$port" \
+      CENSUS__SERVER__ADMIN_LISTEN="127.0.0.1:$admin_port" \
+      CENSUS__SERVER__PUBLIC_ORIGIN="$base_url" \
+      CENSUS__SERVER__TRUSTED_PROXIES='["127.0.0.1/32"]' \
+      CENSUS__SESSION__COOKIE_SECURE=false \
+      CENSUS__STORE__BACKEND=redis \
+      CENSUS__STORE__REDIS_URL="redis://127.0.0.1:$redis_port" \
+      CENSUS__SECRETS__PEPPER="$pepper" \
+      CENSUS__SECRETS__ADMIN_TOKEN="$admin_token" \
+      CENSUS__REGISTRY__SEED_FILE="$people" \
+      CENSUS__LOG__FORMAT=json \
+      CENSUS__LOG__LEVEL="${CENSUS_LOG_LEVEL:-warn}" \
+      "$bin" serve >"$log" 2>&1 &
+  svc_pid=$!
+  local ready=0
+  for _ in $(seq 1 1200); do   # up to 120 s (the registry is loaded at start)
+    if curl -fsS -o /dev/null --max-time 2 "$admin_url/readyz" 2>/dev/null; then ready=1; break; fi
+    kill -0 "$svc_pid" 2>/dev/null || { tail -20 "$log" >&2; die "census-login exited during start-up (log: $log)"; }
+    sleep 0.1
+  done
+  [ "$ready" = 1 ] || { tail -20 "$log" >&2; die "census-login not ready after 120 s (log: $log)"; }
+  echo "${log_tag:-run.sh}: census-login ready on $base_url (admin $admin_url), redis on $redis_port, registry $registry_count people"
+}
+stop_service() {
+  kill -TERM "$svc_pid" 2>/dev/null || true
+  wait "$svc_pid" 2>/dev/null || true
+  svc_pid=
+}
+start_service
 
 # write_footprint NAME K6_EXIT_CODE: the service's RSS, CPU and hashing counters after
 # a k6 run, as $out/NAME-service.json (and its /metrics as $out/NAME-metrics.txt).
