@@ -31,16 +31,15 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 ########################################################################################
 FROM chef AS builder
-# Argon2id dominates the CPU cost of every login and password definition: each hash makes
-# 2 passes over 19 MiB of 1 KiB blocks, each block mixed with the BLAKE2b round function.
-# x86-64-v3 (AVX2, BMI2, FMA; Intel Haswell / AMD Excavator and newer, i.e. every current
-# server CPU) lets the compiler vectorise that round function and the block XORs
-# everywhere, not only in runtime-dispatched paths, so each hash takes less CPU time and a
-# fixed number of hashing slots serves more logins per second. Measure with
-# `census-login bench-hash` (hashes per second) built with and without it.
-# The nodes that run the image must support x86-64-v3, otherwise the binary dies with
-# SIGILL ("illegal instruction") at start-up; build with --build-arg RUSTFLAGS= for a
-# baseline x86-64 image.
+# Argon2id dominates the CPU cost of every login and password definition. The argon2
+# crate already picks its AVX2 block function at run time, which makes it 1.22x the
+# reference C implementation (Debian's argon2) at our parameters; x86-64-v3 (AVX2, BMI2,
+# FMA: every current server CPU) measured 1.25x, the same within noise
+# (benches/argon2_reference.sh, README "Capacity"). It stays as the default because
+# every node class we target has it and it lets the compiler use those instructions in
+# the rest of the code too. The nodes must support x86-64-v3, otherwise the binary dies
+# with SIGILL at start-up; build with --build-arg RUSTFLAGS= for a baseline x86-64 image
+# (the hash keeps its AVX2 path either way).
 ARG RUSTFLAGS="-C target-cpu=x86-64-v3"
 # Explicit --target: with it cargo applies RUSTFLAGS only to the target artefacts, not to
 # build scripts and proc-macros that run on the build host (which may be older than the
