@@ -99,11 +99,7 @@ impl AuthService {
             return Err(AuthError::Validation(violations));
         };
 
-        let now = now_millis();
-        self.check_period(now)?;
-        let key = self.keys().pesel_key(&pesel);
-        self.probe_room(&key, now).await?;
-        let (ticket, account) = self.reserve(&key, now).await?;
+        let (key, ticket, account) = self.open_attempt(&pesel).await?;
 
         // Identity: same work whether the PESEL is unknown or the name is wrong.
         let given = self.keys().maiden_hash(&name);
@@ -167,11 +163,7 @@ impl AuthService {
             return Err(AuthError::Validation(violations));
         };
 
-        let now = now_millis();
-        self.check_period(now)?;
-        let key = self.keys().pesel_key(&pesel);
-        self.probe_room(&key, now).await?;
-        let (ticket, account) = self.reserve(&key, now).await?;
+        let (key, ticket, account) = self.open_attempt(&pesel).await?;
         let permit = self.admit_reserved(&key, &ticket).await?;
         // Unknown PESEL and no password defined verify against the dummy hash.
         let stored = account.password_phc.as_deref();
@@ -210,6 +202,21 @@ impl AuthService {
         }
         tracing::info!(event = "login_ok", cid = %key.correlation_id(), "login succeeded");
         self.grant(&key, &token, &settled)
+    }
+
+    /// The common opening of both flows, in the order the rules need: census
+    /// period, then the cheap shed (nothing written), then the lockout
+    /// reservation.
+    async fn open_attempt(
+        &self,
+        pesel: &Pesel,
+    ) -> Result<(PeselKey, String, crate::store::AccountRecord), AuthError> {
+        let now = now_millis();
+        self.check_period(now)?;
+        let key = self.keys().pesel_key(pesel);
+        self.probe_room(&key, now).await?;
+        let (ticket, account) = self.reserve(&key, now).await?;
+        Ok((key, ticket, account))
     }
 
     /// Step 3 of both flows: the lockout is consulted and an attempt reserved.
