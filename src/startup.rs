@@ -55,6 +55,9 @@ pub struct Application {
     state: web::Data<AppState>,
 }
 
+/// How long workers get to take connections the accept thread already handed them.
+const HANDOFF: Duration = Duration::from_millis(100);
+
 /// Stops a running application gracefully, as SIGTERM does.
 #[derive(Clone)]
 pub struct ShutdownHandle {
@@ -71,6 +74,12 @@ impl ShutdownHandle {
         self.readiness.shutting_down.store(true, Ordering::Release);
         tracing::info!(event = "shutdown_started", "not ready; draining");
         tokio::time::sleep(self.delay).await;
+        // actix drops connections still queued for a worker when a graceful stop
+        // begins; pausing first lets the workers take the ones already accepted.
+        // Connections still in the kernel's backlog at the stop are reset by the
+        // kernel: keeping traffic away by then is what the delay above is for.
+        self.public.pause().await;
+        tokio::time::sleep(HANDOFF).await;
         self.public.stop(true).await;
         self.admin.stop(true).await;
     }
