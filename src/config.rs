@@ -151,6 +151,13 @@ pub struct SecretSettings {
     pub pepper_file: Option<PathBuf>,
     pub admin_token: Option<SecretString>,
     pub admin_token_file: Option<PathBuf>,
+    /// `AUTH` password of the Redis data nodes (single, Cluster, Sentinel's
+    /// master and replicas); a password in `store.redis_url` wins.
+    pub redis_password: Option<SecretString>,
+    pub redis_password_file: Option<PathBuf>,
+    /// `AUTH` password of the Sentinels themselves (their `requirepass`).
+    pub redis_sentinel_password: Option<SecretString>,
+    pub redis_sentinel_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +303,17 @@ impl SecretSettings {
         {
             self.admin_token = Some(read("secrets.admin_token_file", path)?);
         }
+        if self.redis_password.is_none()
+            && let Some(path) = &self.redis_password_file
+        {
+            self.redis_password = Some(read("secrets.redis_password_file", path)?);
+        }
+        if self.redis_sentinel_password.is_none()
+            && let Some(path) = &self.redis_sentinel_password_file
+        {
+            self.redis_sentinel_password =
+                Some(read("secrets.redis_sentinel_password_file", path)?);
+        }
         Ok(())
     }
 }
@@ -399,6 +417,33 @@ mod tests {
             jail.set_env("CENSUS__SECRETS__ADMIN_TOKEN", "tok-en-value");
             let s = load_in(jail).unwrap();
             assert!(!format!("{s:?}").contains("tok-en-value"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn redis_passwords_come_from_files_and_do_not_print() {
+        Jail::expect_with(|jail| {
+            jail.create_file("redis-password", "r3dis-pw\n")?;
+            jail.set_env(
+                "CENSUS__SECRETS__REDIS_PASSWORD_FILE",
+                jail.directory()
+                    .join("redis-password")
+                    .display()
+                    .to_string(),
+            );
+            jail.set_env("CENSUS__SECRETS__REDIS_SENTINEL_PASSWORD", "s3ntinel-pw");
+            let s = load_in(jail).unwrap();
+            use secrecy::ExposeSecret;
+            let data = s.secrets.redis_password.as_ref().unwrap();
+            assert_eq!(data.expose_secret(), "r3dis-pw");
+            let sentinel = s.secrets.redis_sentinel_password.as_ref().unwrap();
+            assert_eq!(sentinel.expose_secret(), "s3ntinel-pw");
+            let printed = format!("{s:?}");
+            assert!(!printed.contains("r3dis-pw") && !printed.contains("s3ntinel-pw"));
+            jail.set_env("CENSUS__SECRETS__REDIS_PASSWORD_FILE", "/nonexistent/pw");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("secrets.redis_password_file"), "{err}");
             Ok(())
         });
     }

@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use crate::registry;
 use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::{RegistryRecord, Store};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, from_fn};
@@ -92,11 +92,15 @@ pub fn build_store(
 ) -> Result<Arc<dyn Store>, StartupError> {
     let inner: Arc<dyn Store> = match settings.backend() {
         Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis => RedisStore::with_wait(
+        Backend::Redis => RedisStore::with_options(
             &settings.store.redis_url,
-            settings.store.timeout,
-            settings.store.wait_replicas,
-            settings.store.wait_timeout,
+            RedisOptions {
+                timeout: settings.store.timeout,
+                wait_replicas: settings.store.wait_replicas,
+                wait_timeout: settings.store.wait_timeout,
+                password: settings.secrets.redis_password.clone(),
+                sentinel_password: settings.secrets.redis_sentinel_password.clone(),
+            },
         )?,
     };
     Ok(Arc::new(Instrumented::new(inner, metrics)))

@@ -94,8 +94,11 @@ fn purge_asks_for_confirmation() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing deleted"));
 }
 
-/// A real redis-server for the commands that need shared state.
-/// The temp dir is held so that it outlives the server.
+/// The `requirepass` of the test Redis, which must never be logged either.
+const REDIS_PASSWORD: &str = "cli-redis-password";
+
+/// A real redis-server (requiring [`REDIS_PASSWORD`]) for the commands that
+/// need shared state. The temp dir is held so that it outlives the server.
 struct Redis(
     std::process::Child,
     u16,
@@ -114,6 +117,8 @@ impl Redis {
                 "127.0.0.1",
                 "--save",
                 "",
+                "--requirepass",
+                REDIS_PASSWORD,
                 "--dir",
             ])
             .arg(dir.path())
@@ -169,7 +174,8 @@ fn http(method: &str, url: &str, body: Option<&str>, token: Option<&str>) -> (u1
 
 /// Runs the service against Redis, drives every flow with one PESEL, locks
 /// it, unlocks it with the `unlock` command, and checks that neither the
-/// PESEL, the maiden name nor the passwords appear anywhere in the logs.
+/// PESEL, the maiden name, the passwords nor the secrets appear anywhere in
+/// the logs.
 #[test]
 fn the_logs_never_contain_personal_data_and_unlock_works_from_the_command_line() {
     let redis = Redis::start();
@@ -185,6 +191,7 @@ fn the_logs_never_contain_personal_data_and_unlock_works_from_the_command_line()
                 format!("redis://127.0.0.1:{}", redis.1),
             )
             .env("CENSUS__SECRETS__PEPPER", "cli-test-pepper")
+            .env("CENSUS__SECRETS__REDIS_PASSWORD", REDIS_PASSWORD)
             .env("CENSUS__SECRETS__ADMIN_TOKEN", "cli-token")
             .env("CENSUS__LOG__LEVEL", "debug")
             .env("CENSUS__SERVER__LISTEN", format!("127.0.0.1:{public}"))
@@ -290,7 +297,16 @@ fn the_logs_never_contain_personal_data_and_unlock_works_from_the_command_line()
     );
     assert!(logs.contains("\"event\":\"admin_reset\""));
     assert!(unlock_logs.contains("admin_unlock"), "{unlock_logs}");
-    for secret in [&pesel[..], &pesel[2..], &name, "Secret2021x", "Guess2021yy"] {
+    for secret in [
+        &pesel[..],
+        &pesel[2..],
+        &name,
+        "Secret2021x",
+        "Guess2021yy",
+        REDIS_PASSWORD,
+        "cli-test-pepper",
+        "cli-token",
+    ] {
         assert!(!logs.contains(secret), "{secret} leaked into the logs");
         assert!(
             !unlock_logs.contains(secret),

@@ -20,6 +20,10 @@
 //! refreshes its slot map; with Sentinel the master is looked up again after
 //! an error), so recovery after a Redis restart or failover needs no restart here.
 //!
+//! Passwords come from `secrets.redis_password` and
+//! `secrets.redis_sentinel_password` ([`RedisOptions`]), not from the URL, so
+//! the URL is not a secret; a URL that does carry one keeps it.
+//!
 //! Durability: a write is acknowledged once the primary has applied it
 //! (and, with `appendfsync everysec`, fsynced within a second). With
 //! `store.wait_replicas = N` every settlement is followed by `WAIT N` in the
@@ -29,7 +33,11 @@
 use super::*;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use ::redis::{
+    Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisFuture, Script,
+    Value,
+};
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::Mutex as AsyncMutex;
@@ -98,9 +106,39 @@ impl ConnectionLike for Conn {
 
 enum Topology {
     Single,
-    Cluster(Vec<String>),
+    Cluster(Vec<ConnectionInfo>),
     /// Sentinels that name the current master of `service`.
     Sentinel(Box<AsyncMutex<::redis::sentinel::SentinelClient>>),
+}
+
+/// How [`RedisStore`] connects, besides the URL.
+#[derive(Clone, Default)]
+pub struct RedisOptions {
+    /// Bound of every call (and of connecting).
+    pub timeout: Duration,
+    /// `WAIT` after every settlement for this many replicas; 0 = off.
+    pub wait_replicas: u32,
+    pub wait_timeout: Duration,
+    /// `AUTH` of the data nodes, unless the URL carries a password.
+    pub password: Option<SecretString>,
+    /// `AUTH` of the Sentinels (their own `requirepass`).
+    pub sentinel_password: Option<SecretString>,
+}
+
+/// `url` as connection info, with `password` unless the URL names one.
+fn with_password(url: &str, password: Option<&SecretString>) -> Result<ConnectionInfo, StoreError> {
+    // The redis crate's parse errors do not echo the URL (it may hold a password).
+    let info = url.into_connection_info().map_err(unavailable)?;
+    Ok(match password {
+        Some(pw) if info.redis_settings().password().is_none() => {
+            let redis = info
+                .redis_settings()
+                .clone()
+                .set_password(pw.expose_secret());
+            info.set_redis_settings(redis)
+        }
+        _ => info,
+    })
 }
 
 /// `redis+sentinel://host1:26379,host2:26379/mymaster`: the sentinels and the
@@ -140,29 +178,47 @@ impl RedisStore {
     /// for a Sentinel-managed primary. Does not connect yet: the first call
     /// does, so the service starts (not ready) while Redis is down.
     pub fn new(url: &str, timeout: Duration) -> Result<Arc<Self>, StoreError> {
-        Self::with_wait(url, timeout, 0, Duration::ZERO)
+        Self::with_options(
+            url,
+            RedisOptions {
+                timeout,
+                ..RedisOptions::default()
+            },
+        )
     }
 
-    /// As [`new`](Self::new), and every settlement waits until `replicas`
-    /// replicas have it (`WAIT`, in the same round trip), failing closed if
-    /// they do not within `wait_timeout`. Not on Cluster (keyless command).
-    pub fn with_wait(
-        url: &str,
-        timeout: Duration,
-        replicas: u32,
-        wait_timeout: Duration,
-    ) -> Result<Arc<Self>, StoreError> {
-        let wait = (replicas, wait_timeout.as_millis() as u64);
+    /// As [`new`](Self::new), with passwords, and with `wait_replicas > 0`
+    /// every settlement waits until that many replicas have it (`WAIT`, in the
+    /// same round trip), failing closed if they do not within `wait_timeout`.
+    /// `WAIT` is not offered on Cluster (keyless command).
+    pub fn with_options(url: &str, options: RedisOptions) -> Result<Arc<Self>, StoreError> {
+        let RedisOptions {
+            timeout,
+            wait_replicas,
+            wait_timeout,
+            password,
+            sentinel_password,
+        } = options;
+        let wait = (wait_replicas, wait_timeout.as_millis() as u64);
         if url.trim_start().starts_with("redis+sentinel://") {
             let (sentinels, service) = parse_sentinel_url(url.trim()).ok_or_else(|| {
                 unavailable(
                     "store.redis_url: expected redis+sentinel://host:port[,host:port…]/service",
                 )
             })?;
+            let sentinels = sentinels
+                .iter()
+                .map(|s| with_password(s, sentinel_password.as_ref()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let nodes = password.map(|pw| {
+                ::redis::sentinel::SentinelNodeConnectionInfo::default().set_redis_connection_info(
+                    RedisConnectionInfo::default().set_password(pw.expose_secret()),
+                )
+            });
             let client = ::redis::sentinel::SentinelClient::build(
                 sentinels,
                 service,
-                None,
+                nodes,
                 ::redis::sentinel::SentinelServerType::Master,
             )
             .map_err(unavailable)?;
@@ -173,16 +229,16 @@ impl RedisStore {
                 wait,
             }));
         }
-        let urls: Vec<String> = url
+        let nodes = url
             .split(',')
             .map(str::trim)
             .filter(|u| !u.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let (topology, conn) = match urls.as_slice() {
+            .map(|u| with_password(u, password.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (topology, conn) = match nodes.as_slice() {
             [] => return Err(unavailable("store.redis_url is empty")),
             [one] => {
-                let client = ::redis::Client::open(one.as_str()).map_err(unavailable)?;
+                let client = ::redis::Client::open(one.clone()).map_err(unavailable)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout))
@@ -634,7 +690,7 @@ impl Store for RedisStore {
     }
 
     async fn purge(&self) -> Result<u64, StoreError> {
-        let nodes: Vec<String> = match &self.topology {
+        let nodes: Vec<ConnectionInfo> = match &self.topology {
             Topology::Single | Topology::Sentinel(_) => Vec::new(),
             Topology::Cluster(nodes) => nodes.clone(),
         };
@@ -646,7 +702,7 @@ impl Store for RedisStore {
         // must be listed in store.redis_url for a complete purge).
         let mut total = 0;
         for node in nodes {
-            let client = ::redis::Client::open(node.as_str()).map_err(unavailable)?;
+            let client = ::redis::Client::open(node).map_err(unavailable)?;
             let conn = client
                 .get_multiplexed_async_connection()
                 .await

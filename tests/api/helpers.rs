@@ -33,26 +33,37 @@ pub enum Backend {
     Cluster,
 }
 
+/// The password of every cluster node in tests (in the cluster's URLs).
+pub const CLUSTER_PASSWORD: &str = "cluster-test-password";
+
 /// A real redis-server on a free loopback port, with its data in a temp dir.
 pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
     cluster: bool,
+    /// `requirepass` (and `masterauth`), if any.
+    password: Option<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
-    fn start_with(cluster: bool) -> Self {
+    /// A server that answers only after `AUTH password`.
+    pub fn start_with_password(password: &str) -> Self {
+        Self::start_with(false, Some(password))
+    }
+
+    fn start_with(cluster: bool, password: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut server = Self {
             port: free_port(),
             dir,
             child: None,
             cluster,
+            password: password.map(str::to_owned),
         };
         server.restart();
         server
@@ -70,6 +81,9 @@ impl RedisServer {
             "",
         ])
         .args(["--appendonly", "yes", "--appendfsync", "always"]);
+        if let Some(pw) = &self.password {
+            cmd.args(["--requirepass", pw, "--masterauth", pw]);
+        }
         if self.cluster {
             cmd.args([
                 "--cluster-enabled",
@@ -117,18 +131,22 @@ impl Drop for RedisServer {
 }
 
 /// A Redis Cluster of three masters (no replicas), slots spread by redis-cli.
+/// Every node requires [`CLUSTER_PASSWORD`], written into the cluster's URLs.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_with(true)).collect();
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::start_with(true, Some(CLUSTER_PASSWORD)))
+            .collect();
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         let out = Command::new("redis-cli")
+            .env("REDISCLI_AUTH", CLUSTER_PASSWORD)
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -143,6 +161,7 @@ impl RedisCluster {
             wait_for(
                 || {
                     Command::new("redis-cli")
+                        .env("REDISCLI_AUTH", CLUSTER_PASSWORD)
                         .args(["-p", &n.port.to_string(), "cluster", "info"])
                         .output()
                         .is_ok_and(|o| {
@@ -158,7 +177,7 @@ impl RedisCluster {
     pub fn url(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| n.url())
+            .map(|n| format!("redis://:{CLUSTER_PASSWORD}@127.0.0.1:{}", n.port))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -231,6 +250,13 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, Value)]) -> TestApp
 }
 
 pub async fn spawn_with(settings: Settings) -> TestApp {
+    let t = spawn_unready(settings).await;
+    t.wait_ready().await;
+    t
+}
+
+/// As [`spawn_with`], without waiting for readiness.
+pub async fn spawn_unready(settings: Settings) -> TestApp {
     // TEST_LOG=1 shows the service's warnings while debugging a test.
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -243,7 +269,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
     let shutdown = app.shutdown_handle();
     tokio::spawn(app.run_until_stopped());
-    let t = TestApp {
+    TestApp {
         address,
         admin,
         client: new_client(),
@@ -251,9 +277,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
         store_url: None,
         _redis: None,
         _cluster: None,
-    };
-    t.wait_ready().await;
-    t
+    }
 }
 
 pub fn new_client() -> Client {

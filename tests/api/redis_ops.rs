@@ -81,6 +81,41 @@ async fn accounts_survive_an_app_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_protected_redis_is_used_only_with_its_password() {
+    let redis = RedisServer::start_with_password("redis-test-password");
+    let ready = |app: &TestApp| {
+        let (client, url) = (app.client.clone(), format!("{}/readyz", app.admin));
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    // Without the password, or with a wrong one: never ready, and fails closed.
+    for password in [None, Some("wrong-password")] {
+        let mut overrides = vec![];
+        if let Some(pw) = password {
+            overrides.push(("secrets.redis_password", json!(pw)));
+        }
+        let app = spawn_unready(redis_settings(&redis, &overrides)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(ready(&app).await, 503, "ready with password {password:?}");
+        let p = person(43);
+        problem(
+            app.define(&p, GOOD_PASSWORD).await,
+            503,
+            "store_unavailable",
+        )
+        .await;
+    }
+    // With it (from the secrets, not the URL): the flows work.
+    let app = spawn_with(redis_settings(
+        &redis,
+        &[("secrets.redis_password", json!("redis-test-password"))],
+    ))
+    .await;
+    let p = person(43);
+    assert_eq!(app.define(&p, GOOD_PASSWORD).await.status(), 201);
+    assert_eq!(app.login(&p.pesel, GOOD_PASSWORD).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_fails_closed_and_heals_by_itself() {
     let mut redis = RedisServer::start();
     let app = spawn_with(redis_settings(&redis, &[])).await;

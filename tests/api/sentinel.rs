@@ -1,11 +1,16 @@
 //! Redis Sentinel: a primary, a replica and three sentinels on loopback. The
 //! primary is killed during a stream of logins; the service follows the
 //! promotion by itself, and nothing acknowledged under `WAIT 1` is lost.
+//! As in production, the data nodes and the sentinels require passwords
+//! (different ones), which the service takes from `secrets.*`.
 
 use crate::helpers::*;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+const DATA_PASSWORD: &str = "data-node-password";
+const SENTINEL_PASSWORD: &str = "sentinel-password";
 
 struct Proc(Child);
 
@@ -27,6 +32,12 @@ fn redis(port: u16, dir: &std::path::Path, extra: &[&str]) -> Proc {
             "",
         ])
         .args(["--appendonly", "yes"])
+        .args([
+            "--requirepass",
+            DATA_PASSWORD,
+            "--masterauth",
+            DATA_PASSWORD,
+        ])
         .arg("--dir")
         .arg(dir)
         .args(extra)
@@ -47,7 +58,8 @@ fn sentinel(port: u16, primary: u16, dir: &std::path::Path) -> Proc {
         format!(
             "port {port}\nbind 127.0.0.1\nsentinel monitor census 127.0.0.1 {primary} 2\n\
              sentinel down-after-milliseconds census 1000\nsentinel failover-timeout census 5000\n\
-             sentinel parallel-syncs census 1\n"
+             sentinel parallel-syncs census 1\nsentinel auth-pass census {DATA_PASSWORD}\n\
+             requirepass {SENTINEL_PASSWORD}\nsentinel sentinel-pass {SENTINEL_PASSWORD}\n"
         ),
     )
     .unwrap();
@@ -64,8 +76,9 @@ fn sentinel(port: u16, primary: u16, dir: &std::path::Path) -> Proc {
     Proc(child)
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
+fn cli(port: u16, password: &str, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
+        .env("REDISCLI_AUTH", password)
         .args(["-p", &port.to_string()])
         .args(args)
         .output()
@@ -102,7 +115,7 @@ async fn the_service_follows_a_sentinel_failover_without_losing_acknowledged_wri
         .collect();
     wait_for(
         || {
-            cli(p_port, &["info", "replication"])
+            cli(p_port, DATA_PASSWORD, &["info", "replication"])
                 .matches("state=online")
                 .count()
                 == 2
@@ -130,6 +143,8 @@ async fn the_service_follows_a_sentinel_failover_without_losing_acknowledged_wri
             ("store.wait_timeout", json!("500ms")),
             ("rate_limit.per_ip_per_minute", json!(100_000)),
             ("rate_limit.burst", json!(100_000)),
+            ("secrets.redis_password", json!(DATA_PASSWORD)),
+            ("secrets.redis_sentinel_password", json!(SENTINEL_PASSWORD)),
         ],
     ))
     .await;
@@ -166,7 +181,11 @@ async fn the_service_follows_a_sentinel_failover_without_losing_acknowledged_wri
             "only success or fail-closed during a failover: {s}"
         );
         statuses.push(s);
-        let master = cli(ports[0], &["sentinel", "get-master-addr-by-name", "census"]);
+        let master = cli(
+            ports[0],
+            SENTINEL_PASSWORD,
+            &["sentinel", "get-master-addr-by-name", "census"],
+        );
         if s == 200 && !master.contains(&p_port.to_string()) {
             recovered = Some(killed.elapsed());
             break;

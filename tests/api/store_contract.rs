@@ -168,6 +168,7 @@ async fn purge_empties_every_master_of_a_cluster() {
     store.upsert_registry(&rows).await.unwrap();
     let count = |port: u16| {
         let out = std::process::Command::new("redis-cli")
+            .env("REDISCLI_AUTH", CLUSTER_PASSWORD)
             .args(["-p", &port.to_string(), "dbsize"])
             .output()
             .unwrap();
