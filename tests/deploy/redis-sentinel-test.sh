@@ -10,7 +10,9 @@
 #   5. restarting the old master with start-redis.sh makes it rejoin as a replica of the
 #      new master (master discovery through the sentinels);
 #   6. start-redis.sh refuses to start an empty master the sentinels still name;
-#   7. prestop-redis.sh on the master hands mastership over before returning.
+#   7. prestop-redis.sh on the master hands mastership over before returning;
+#   8. every server and sentinel refuses commands without the password, and the scripts
+#      refuse to start without a password file.
 # Usage: tests/deploy/redis-sentinel-test.sh   (exit 0 = all passed)
 # Needs redis-server and redis-cli (apt-get install redis-server), dash or sh, python3.
 set -euo pipefail
@@ -62,6 +64,11 @@ RP=("${PORTS[0]}" "${PORTS[1]}" "${PORTS[2]}")
 SP=("${PORTS[3]}" "${PORTS[4]}" "${PORTS[5]}")
 PEERS="127.0.0.1:${SP[0]} 127.0.0.1:${SP[1]} 127.0.0.1:${SP[2]}"
 
+# The Secret redis-auth, as the pods mount it; this script's redis-cli calls use it too.
+PASSWORD_FILE="$WORK/password"
+printf 'local-test-password\n' >"$PASSWORD_FILE"
+export REDISCLI_AUTH=local-test-password
+
 # env_for I: set E to the environment a pod would get, with loopback addresses and ports.
 E=()
 env_for() {
@@ -74,6 +81,7 @@ env_for() {
         "REDIS_RUN_DIR=$WORK/run$i"
         "REDIS_TEMPLATE_DIR=$FILES"
         "REDIS_MAXMEMORY=64mb"
+        "REDIS_PASSWORD_FILE=$PASSWORD_FILE"
         "SENTINEL_PEERS=$PEERS"
         "INITIAL_MASTER=127.0.0.1:${RP[0]}"
         "SENTINEL_DOWN_AFTER_MS=1000"
@@ -231,4 +239,21 @@ moved() {
 wait_for 20 "sentinels name the new master" moved
 echo "ok - redis-sentinel: preStop failed over from :$NEW to :$(master_port_seen_by "${SP[0]}") before returning"
 
-echo "redis-sentinel: 7 passed, 0 failed"
+# --- 8. AUTH everywhere; no password file, no start
+for p in "${RP[@]}" "${SP[@]}"; do
+    out=$(env -u REDISCLI_AUTH timeout 3 redis-cli -h 127.0.0.1 -p "$p" PING 2>&1)
+    grep -q NOAUTH <<<"$out" || fail ":$p answered PING without the password: $out"
+done
+env_for 0
+for script in start-redis.sh start-sentinel.sh; do
+    set +e
+    out=$(env "${E[@]}" REDIS_PASSWORD_FILE="$WORK/missing" REDIS_RUN_DIR="$WORK/nopw-run" \
+        timeout 10 "$SH" "$FILES/$script" 2>&1)
+    rc=$?
+    set -e
+    [ "$rc" = 1 ] && grep -q "refusing to run" <<<"$out" ||
+        fail "$script without a password file exited $rc: $out"
+done
+echo "ok - redis-sentinel: servers and sentinels require the password; no password file, no start"
+
+echo "redis-sentinel: 8 passed, 0 failed"

@@ -57,9 +57,13 @@ API_KEYS = {
     "rate_limit.burst", "secrets.pepper", "secrets.admin_token",
     # extensions (helper contract)
     "web.login_gov_url", "web.form_url", "census.helpline", "lockout.reservation_ttl",
-    "log.format", "log.level",
+    "log.format", "log.level", "secrets.redis_password", "secrets.redis_sentinel_password",
 }
-SECRET_FILE_ENV = {"secrets.pepper_file", "secrets.admin_token_file"}
+SECRET_FILE_ENV = {"secrets.pepper_file", "secrets.admin_token_file", "secrets.redis_password_file",
+                   "secrets.redis_sentinel_password_file"}
+# Which Secret each secret file of census-login must come from.
+SECRET_SOURCES = {"PEPPER": "census-login-secrets", "ADMIN_TOKEN": "census-login-secrets",
+                  "REDIS_PASSWORD": "redis-auth", "REDIS_SENTINEL_PASSWORD": "redis-auth"}
 MIB = 1024 * 1024
 BASELINE_BYTES = 64 * MIB  # see the sizing comment in deployment.yaml
 
@@ -290,7 +294,7 @@ def _config(r: Render, overlay: str) -> Iterable[str]:
     env = {e["name"]: e for e in c.get("env", [])}
     if any("value" in e and "SECRETS__" in n and not n.endswith("_FILE") for n, e in env.items()):
         yield "a secret is given as a literal env value"
-    for key in ("PEPPER", "ADMIN_TOKEN"):
+    for key, secret in SECRET_SOURCES.items():
         path = env.get(f"CENSUS__SECRETS__{key}_FILE", {}).get("value")
         if not path:
             yield f"CENSUS__SECRETS__{key}_FILE not set"
@@ -298,8 +302,8 @@ def _config(r: Render, overlay: str) -> Iterable[str]:
         folder, fname = path.rsplit("/", 1)
         mnt = mounts.get(folder)
         sec = vols.get(mnt["name"], {}).get("secret") if mnt else None
-        if not sec or not re.fullmatch(r"census-login-secrets(-[a-z0-9]{10})?", sec.get("secretName", "")):
-            yield f"{path}: not inside a mount of Secret census-login-secrets"
+        if not sec or not re.fullmatch(rf"{secret}(-[a-z0-9]{{10}})?", sec.get("secretName", "")):
+            yield f"{path}: not inside a mount of Secret {secret}"
         elif sec.get("items") and fname not in {i["path"] for i in sec["items"]}:
             yield f"{path}: the Secret volume does not project {fname}"
     env_cm = r.named("ConfigMap", "census-login-env")
@@ -541,7 +545,7 @@ def _secrets(r: Render, overlay: str) -> Iterable[str]:
                 yield f"Secret {s['metadata']['name']} key {k} is not marked dev-only"
 
 
-@check("Redis: 3-pod Sentinel StatefulSet, AOF everysec, noeviction, matches store.redis_url")
+@check("Redis: 3-pod Sentinel StatefulSet, AUTH everywhere, AOF everysec, noeviction, matches store.redis_url")
 def _redis(r: Render, overlay: str) -> Iterable[str]:
     sts = r.named("StatefulSet", "redis")
     if not sts:
@@ -590,6 +594,22 @@ def _redis(r: Render, overlay: str) -> Iterable[str]:
     aff = pod_spec(sts).get("affinity", {}).get("podAntiAffinity", {})
     if overlay == "prod" and not aff.get("requiredDuringSchedulingIgnoredDuringExecution"):
         yield "prod Redis pods must be on different nodes (required anti-affinity)"
+    # AUTH: both containers mount Secret redis-auth where the scripts read the password.
+    m = re.search(r'REDIS_PASSWORD_FILE:=(\S+?)}', lib)
+    folder, fname = m.group(1).rsplit("/", 1) if m else ("?", "?")
+    vols = {v["name"]: v for v in pod_spec(sts).get("volumes", [])}
+    for c in pod_spec(sts)["containers"]:
+        mnt = next((x for x in c.get("volumeMounts", []) if x["mountPath"] == folder), None)
+        sec = vols.get(mnt["name"], {}).get("secret") if mnt else None
+        if not sec or not re.fullmatch(r"redis-auth(-[a-z0-9]{10})?", sec.get("secretName", "")) \
+                or fname not in {i["path"] for i in sec.get("items", [{"path": fname}])}:
+            yield f"container {c['name']}: no Secret redis-auth with {fname} at {folder} (REDIS_PASSWORD_FILE)"
+    for script, lines in (("start-redis.sh", ("requirepass", "masterauth")),
+                          ("start-sentinel.sh", ("requirepass", "sentinel sentinel-pass", "sentinel auth-pass"))):
+        text = (cm or {}).get("data", {}).get(script, "")
+        for line in lines:
+            if f'echo "{line} ' not in text:
+                yield f"{script} does not write {line!r}"
 
 
 @check("monitoring: ServiceMonitor scrapes the admin Service as job census-login; PrometheusRule = alerts.yml")
@@ -721,6 +741,10 @@ def mutations() -> dict[str, Callable[[list[dict]], None]]:
         "a PrometheusRule out of date": lambda d: find(d, "PrometheusRule")["spec"]["groups"][0].__setitem__("name", "renamed"),
         "a root pod": lambda d: pod_spec(find(d, "StatefulSet", "redis"))["securityContext"].__setitem__("runAsUser", 0),
         "an unpinned image": lambda d: pod_spec(find(d, "StatefulSet", "redis"))["containers"][0].__setitem__("image", "redis:latest"),
+        "a sentinel without the Redis password": lambda d: pod_spec(find(d, "StatefulSet", "redis"))["containers"][1].__setitem__(
+            "volumeMounts", [m for m in pod_spec(find(d, "StatefulSet", "redis"))["containers"][1]["volumeMounts"] if m["name"] != "auth"]),
+        "census-login reading the Redis password from its own Secret": lambda d: next(
+            e for e in app(d)["env"] if e["name"] == "CENSUS__SECRETS__REDIS_PASSWORD_FILE").__setitem__("value", "/var/run/secrets/census-login/pepper"),
     }
 
 
@@ -760,11 +784,16 @@ def main() -> int:
     if a.template:
         docs = load(a.template)
         results = schema_results(docs, a.k8s_version, "template")
+        want = {"census-login-secrets": {"pepper", "admin-token"}, "redis-auth": {"password"}}
+        names = [d["metadata"]["name"] for d in docs]
+        results.append((sorted(names) == sorted(want), f"template: {a.template.name} holds Secrets {sorted(want)}",
+                        f"holds {names}"))
         for d in docs:
             values = {**d.get("stringData", {}), **{k: base64.b64decode(v).decode() for k, v in d.get("data", {}).items()}}
             bad = [k for k, v in values.items() if not str(v).startswith("REPLACE_ME")]
-            results.append((d["kind"] == "Secret" and not bad and set(values) == {"pepper", "admin-token"},
-                            f"template: {a.template.name} holds only REPLACE_ME placeholders for pepper and admin-token",
+            keys = want.get(d["metadata"]["name"], set())
+            results.append((d["kind"] == "Secret" and not bad and set(values) == keys,
+                            f"template: {d['metadata']['name']} holds only REPLACE_ME placeholders for {sorted(keys)}",
                             f"kind {d['kind']}, keys {sorted(values)}, real-looking values in {bad}"))
     else:
         docs = load(a.rendered)

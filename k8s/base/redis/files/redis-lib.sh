@@ -23,6 +23,8 @@
 #                                  name, port $SENTINEL_LISTEN_PORT)
 #   INITIAL_MASTER                 "host:port" used when no sentinel knows a master yet
 #                                  (default: pod 0)
+#   REDIS_PASSWORD_FILE            /var/run/secrets/redis/password (Secret redis-auth):
+#                                  AUTH of every server and sentinel; required
 
 : "${HEADLESS_SERVICE:=redis-headless}"
 : "${CLUSTER_DOMAIN:=cluster.local}"
@@ -59,6 +61,23 @@ fi
 log() {
     printf '%s %s: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${0##*/}" "$*" >&2
 }
+
+# No password, no start: a Redis reachable without AUTH would hold every account.
+: "${REDIS_PASSWORD_FILE:=/var/run/secrets/redis/password}"
+if ! REDIS_PASSWORD=$(cat "$REDIS_PASSWORD_FILE" 2>/dev/null) || [ -z "$REDIS_PASSWORD" ]; then
+    log "no password in $REDIS_PASSWORD_FILE (Secret redis-auth, key password): refusing to run"
+    exit 1
+fi
+case "$REDIS_PASSWORD" in
+    *[!A-Za-z0-9._-]*)
+        # It is written into the generated configs unquoted.
+        log "the password in $REDIS_PASSWORD_FILE may hold only A-Z a-z 0-9 . _ - (use openssl rand -hex 32)"
+        exit 1
+        ;;
+esac
+# redis-cli takes it from the environment, not the command line where ps would show it.
+REDISCLI_AUTH=$REDIS_PASSWORD
+export REDISCLI_AUTH
 
 # cli HOST PORT ARGS...: redis-cli with a hard time limit (an unreachable peer must not
 # hang a start-up or a probe).

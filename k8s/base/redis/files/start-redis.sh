@@ -33,6 +33,7 @@ if [ "$role" = master ] && [ "$source" = sentinel ] && ! has_data; then
 fi
 
 conf="$REDIS_RUN_DIR/redis.conf"
+umask 077 # the generated file holds the password
 {
     cat "$REDIS_TEMPLATE_DIR/redis.conf"
     echo
@@ -43,6 +44,8 @@ conf="$REDIS_RUN_DIR/redis.conf"
     echo "replica-announce-ip $ANNOUNCE_HOST"
     echo "replica-announce-port $REDIS_SERVER_PORT"
     echo "maxmemory $REDIS_MAXMEMORY"
+    echo "requirepass $REDIS_PASSWORD"
+    echo "masterauth $REDIS_PASSWORD"
     if [ "$role" = replica ]; then
         echo "replicaof $mhost $mport"
     fi

@@ -30,6 +30,7 @@ done
 # Regenerated on every start; a restarted sentinel learns newer state (epochs, other
 # sentinels, replicas) from its peers within seconds.
 conf="$REDIS_RUN_DIR/sentinel.conf"
+umask 077 # the generated file holds the password
 {
     cat "$REDIS_TEMPLATE_DIR/sentinel.conf"
     echo
@@ -43,6 +44,10 @@ conf="$REDIS_RUN_DIR/sentinel.conf"
     echo "sentinel down-after-milliseconds $MASTER_NAME $SENTINEL_DOWN_AFTER_MS"
     echo "sentinel failover-timeout $MASTER_NAME $SENTINEL_FAILOVER_TIMEOUT_MS"
     echo "sentinel parallel-syncs $MASTER_NAME 1"
+    # One password for servers and sentinels: clients, replicas and peers all use it.
+    echo "requirepass $REDIS_PASSWORD"
+    echo "sentinel sentinel-pass $REDIS_PASSWORD"
+    echo "sentinel auth-pass $MASTER_NAME $REDIS_PASSWORD"
 } >"$conf"
 
 log "monitoring $MASTER_NAME at $mhost:$mport (from $source)"
