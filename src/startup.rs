@@ -19,7 +19,7 @@ use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::{RegistryRecord, Store};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, guard, web};
 use governor::{Quota, RateLimiter};
 use secrecy::SecretString;
 use std::net::TcpListener;
@@ -53,6 +53,12 @@ pub struct Application {
     public: Server,
     admin: Server,
     state: web::Data<AppState>,
+}
+
+/// GET, and HEAD for uptime monitors and caches (actix sends the headers of
+/// the GET answer without its body).
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// How long workers get to take connections the accept thread already handed them.
@@ -266,8 +272,8 @@ impl Application {
                         )
                         .default_service(web::to(http::not_found)),
                 )
-                .route("/", web::get().to(web_assets::index))
-                .route("/assets/{path:.*}", web::get().to(web_assets::asset))
+                .route("/", get_or_head().to(web_assets::index))
+                .route("/assets/{path:.*}", get_or_head().to(web_assets::asset))
                 .default_service(web::to(http::not_found))
                 .wrap(from_fn(middleware::ensure_problem))
                 .wrap(headers)
@@ -290,8 +296,8 @@ impl Application {
         let admin = HttpServer::new(move || {
             App::new()
                 .app_data(admin_state.clone())
-                .route("/healthz", web::get().to(admin::healthz))
-                .route("/readyz", web::get().to(admin::readyz))
+                .route("/healthz", get_or_head().to(admin::healthz))
+                .route("/readyz", get_or_head().to(admin::readyz))
                 .route("/metrics", web::get().to(admin::metrics))
                 .service(
                     web::scope("/admin/v1")

@@ -244,4 +244,16 @@ async fn readiness_and_health_answer(b: Backend) {
         .unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("lang=\"pl\""));
+    // HEAD (uptime monitors): the GET answer's status and headers, no body.
+    for url in [
+        format!("{}/", app.address),
+        format!("{}/assets/app.js", app.address),
+        format!("{}/healthz", app.admin),
+        format!("{}/readyz", app.admin),
+    ] {
+        let r = app.client.head(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "HEAD {url}");
+        assert!(r.headers().contains_key("content-type"), "HEAD {url}");
+        assert!(r.bytes().await.unwrap().is_empty(), "HEAD {url}");
+    }
 }
