@@ -94,8 +94,11 @@ async fn a_password_protected_redis_is_used_only_with_its_password() {
             overrides.push(("secrets.redis_password", json!(pw)));
         }
         let app = spawn_unready(redis_settings(&redis, &overrides)).await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(ready(&app).await, 503, "ready with password {password:?}");
+        // Long enough for the seed to load, were the store usable.
+        for _ in 0..10 {
+            assert_eq!(ready(&app).await, 503, "ready with password {password:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let p = person(43);
         problem(
             app.define(&p, GOOD_PASSWORD).await,
