@@ -109,27 +109,7 @@ impl Redis {
     fn start() -> Self {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--requirepass",
-                REDIS_PASSWORD,
-                "--dir",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server not found: apt-get install redis-server");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10));
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = support::redis_server(port, dir.path(), &["--requirepass", REDIS_PASSWORD]);
         Redis(child, port, dir)
     }
 }

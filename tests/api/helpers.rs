@@ -2,6 +2,7 @@
 //! (`Application::build`) on port 0; `RedisServer` runs a real `redis-server`
 //! on a free port in a temporary directory and stops it on drop.
 
+use crate::support::redis_server;
 use census_login::config::Settings;
 use census_login::keys::Keys;
 use census_login::startup::{Application, ShutdownHandle};
@@ -9,21 +10,15 @@ use figment::Figment;
 use reqwest::{Client, Response};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub const PEPPER: &str = "test-pepper-not-secret";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const GOOD_PASSWORD: &str = "Spis2021Ok";
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub use crate::support::free_port;
 
 /// Which store a test runs on: the cluster is three real masters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,41 +66,19 @@ impl RedisServer {
 
     /// (Re)starts on the same port and data directory (AOF on, so data survives).
     pub fn restart(&mut self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", "always"]);
+        let mut extra = vec!["--appendonly", "yes", "--appendfsync", "always"];
         if let Some(pw) = &self.password {
-            cmd.args(["--requirepass", pw, "--masterauth", pw]);
+            extra.extend(["--requirepass", pw, "--masterauth", pw]);
         }
         if self.cluster {
-            cmd.args([
+            extra.extend([
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
                 "nodes.conf",
             ]);
         }
-        let child = cmd
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): install it with `apt-get install redis-server`")
-            });
-        self.child = Some(child);
-        wait_for(
-            || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
-            "redis-server to listen",
-        );
+        self.child = Some(redis_server(self.port, self.dir.path(), &extra));
     }
 
     pub fn stop(&mut self) {

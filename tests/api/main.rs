@@ -1,5 +1,8 @@
 //! API tests against the spawned service, on both stores.
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod helpers;
 
 mod admin;

@@ -5,8 +5,9 @@
 //! (different ones), which the service takes from `secrets.*`.
 
 use crate::helpers::*;
+use crate::support::{redis_server, start_redis};
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const DATA_PASSWORD: &str = "data-node-password";
@@ -22,33 +23,16 @@ impl Drop for Proc {
 }
 
 fn redis(port: u16, dir: &std::path::Path, extra: &[&str]) -> Proc {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes"])
-        .args([
-            "--requirepass",
-            DATA_PASSWORD,
-            "--masterauth",
-            DATA_PASSWORD,
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server not found: apt-get install redis-server");
-    wait_for(
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        "redis to listen",
-    );
-    Proc(child)
+    let mut args = vec![
+        "--appendonly",
+        "yes",
+        "--requirepass",
+        DATA_PASSWORD,
+        "--masterauth",
+        DATA_PASSWORD,
+    ];
+    args.extend(extra);
+    Proc(redis_server(port, dir, &args))
 }
 
 fn sentinel(port: u16, primary: u16, dir: &std::path::Path) -> Proc {
@@ -63,17 +47,10 @@ fn sentinel(port: u16, primary: u16, dir: &std::path::Path) -> Proc {
         ),
     )
     .unwrap();
-    let child = Command::new("redis-server")
-        .arg(&conf)
-        .arg("--sentinel")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server not found: apt-get install redis-server");
-    wait_for(
-        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        "sentinel to listen",
-    );
-    Proc(child)
+    Proc(start_redis(
+        port,
+        [conf.as_os_str(), std::ffi::OsStr::new("--sentinel")],
+    ))
 }
 
 fn cli(port: u16, password: &str, args: &[&str]) -> String {

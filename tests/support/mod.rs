@@ -3,8 +3,10 @@
 //! the binary cargo just built. Its output is shown when it fails. Also the
 //! small helpers the binary-level suites share.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The binary cargo built for this test run.
 pub const BIN: &str = env!("CARGO_BIN_EXE_census-login");
@@ -17,6 +19,53 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `redis-server` on 127.0.0.1:`port` with its files in `dir`, no RDB
+/// snapshots, plus `extra` arguments; returns once it listens.
+#[allow(dead_code)] // only the suites that need Redis
+pub fn redis_server(port: u16, dir: &Path, extra: &[&str]) -> Child {
+    let port_arg = port.to_string();
+    let base = [
+        "--port",
+        &port_arg,
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--dir",
+    ];
+    let args = base
+        .iter()
+        .map(OsStr::new)
+        .chain([dir.as_os_str()])
+        .chain(extra.iter().map(OsStr::new));
+    start_redis(port, args)
+}
+
+/// `redis-server ARGS` (a server or, with `--sentinel`, a Sentinel) that will
+/// listen on `port`; returns once it does.
+#[allow(dead_code)] // only the suites that need Redis
+pub fn start_redis<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(port: u16, args: I) -> Child {
+    let child = Command::new("redis-server")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start redis-server ({e}): install it with `apt-get install redis-server`"
+            )
+        });
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "redis-server did not listen on {port} within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 #[allow(dead_code)] // the binary-level suites use only the helpers above
