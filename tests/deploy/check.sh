@@ -36,19 +36,8 @@ PY=${PYTHON:-python3}
 
 PASSED=0
 FAILED=0
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=tests/deploy/lib.sh
+. "$HERE/lib.sh"
 
 pass() {
     PASSED=$((PASSED + 1))

@@ -118,6 +118,20 @@ find_master() {
     return 1
 }
 
+# current_master: set mhost and mport to the master the sentinels name, and source to
+# "sentinel"; if no sentinel answers (a fresh group, or all sentinels down), to pod 0
+# ($INITIAL_MASTER) and "initial".
+current_master() {
+    if _master=$(find_master); then
+        source=sentinel
+    else
+        _master="${INITIAL_MASTER%:*} ${INITIAL_MASTER##*:}"
+        source=initial
+    fi
+    mhost=${_master% *}
+    mport=${_master#* }
+}
+
 # has_data: true if the data directory holds an AOF or an RDB file.
 has_data() {
     [ -s "$REDIS_DATA_DIR/dump.rdb" ] && return 0

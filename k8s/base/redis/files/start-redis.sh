@@ -5,15 +5,7 @@ set -eu
 
 mkdir -p "$REDIS_RUN_DIR" "$REDIS_DATA_DIR"
 
-if master=$(find_master); then
-    source=sentinel
-else
-    # No sentinel answers: a fresh group (or all sentinels down). Pod 0 is the master.
-    master="${INITIAL_MASTER%:*} ${INITIAL_MASTER##*:}"
-    source=initial
-fi
-mhost=${master% *}
-mport=${master#* }
+current_master
 
 if [ "$mport" = "$REDIS_SERVER_PORT" ] && same_host "$mhost" "$ANNOUNCE_HOST"; then
     role=master

@@ -6,14 +6,7 @@ set -eu
 
 mkdir -p "$REDIS_RUN_DIR"
 
-if master=$(find_master); then
-    source=sentinel
-else
-    master="${INITIAL_MASTER%:*} ${INITIAL_MASTER##*:}"
-    source=initial
-fi
-mhost=${master% *}
-mport=${master#* }
+current_master
 
 # Sentinel refuses a "monitor" line whose host does not resolve; right after the pods are
 # created their DNS records may lag a few seconds.
