@@ -150,6 +150,28 @@ function logout(jar, ip) {
   return sessionCheck(jar, ip, 401) && ok;
 }
 
+// A correct login, retried politely while the service sheds load.
+function correctLogin(p, jar, ip) {
+  return withOverloadRetry(() => api('POST', '/api/v1/login',
+    { pesel: p.pesel, password: passwordFor(p.pesel) },
+    { expect: [200, 503], jar, ip, tags: { endpoint: 'login', kind: 'hash' } }), RETRIES, 2, HASH_RETRY);
+}
+
+// The rest of a visit once signed in: `checks` session checks, then a logout with
+// probability `logoutShare`.
+function browse(jar, ip, checks, logoutShare) {
+  let ok = true;
+  for (let k = 0; k < checks; k++) {
+    thinkTime(THINK);
+    ok = sessionCheck(jar, ip, 200) && ok;
+  }
+  if (Math.random() < logoutShare) {
+    thinkTime(THINK);
+    ok = logout(jar, ip) && ok;
+  }
+  return ok;
+}
+
 function peselCheckOnce(pesel, ip) {
   const res = api('POST', '/api/v1/pesel/check', { pesel }, {
     expect: [200], ip, tags: { endpoint: 'pesel_check', kind: 'cheap' },
@@ -187,12 +209,7 @@ export function firstPassword() {
     ok = defined && ok;
     if (!defined) return;
     definesOk.add(1);
-    thinkTime(THINK);
-    ok = sessionCheck(jar, ip, 200) && ok;
-    if (Math.random() < 0.5) {
-      thinkTime(THINK);
-      ok = logout(jar, ip) && ok;
-    }
+    ok = browse(jar, ip, 1, 0.5) && ok;
   });
   flowsOk.add(ok);
 }
@@ -204,9 +221,7 @@ export function returningLogin() {
   const jar = new http.CookieJar();
   let ok = true;
   group('returning login', () => {
-    const res = withOverloadRetry(() => api('POST', '/api/v1/login',
-      { pesel: p.pesel, password: passwordFor(p.pesel) },
-      { expect: [200, 503], jar, ip, tags: { endpoint: 'login', kind: 'hash' } }), RETRIES, 2, HASH_RETRY);
+    const res = correctLogin(p, jar, ip);
     const logged = check(res, {
       'login: 200 with session body': (r) => r.status === 200 && isSessionBody(r),
       'login: session cookie HttpOnly SameSite=Strict': (r) => r.status !== 200 || setsSessionCookie(r),
@@ -214,15 +229,7 @@ export function returningLogin() {
     ok = logged && ok;
     if (!logged) return;
     loginsOk.add(1);
-    const checks = 1 + Math.floor(Math.random() * 3);
-    for (let k = 0; k < checks; k++) {
-      thinkTime(THINK);
-      ok = sessionCheck(jar, ip, 200) && ok;
-    }
-    if (Math.random() < 0.5) {
-      thinkTime(THINK);
-      ok = logout(jar, ip) && ok;
-    }
+    ok = browse(jar, ip, 1 + Math.floor(Math.random() * 3), 0.5) && ok;
   });
   flowsOk.add(ok);
 }
@@ -243,19 +250,12 @@ export function typoLogin() {
       'typo: no session cookie': (r) => !r.cookies.census_session || r.cookies.census_session.every((c) => c.value === ''),
     }) && ok;
     thinkTime(THINK);
-    const res = withOverloadRetry(() => api('POST', '/api/v1/login',
-      { pesel: p.pesel, password: passwordFor(p.pesel) },
-      { expect: [200, 503], jar, ip, tags: { endpoint: 'login', kind: 'hash' } }), RETRIES, 2, HASH_RETRY);
+    const res = correctLogin(p, jar, ip);
     const logged = check(res, { 'login after typo: 200 with session body': (r) => r.status === 200 && isSessionBody(r) });
     ok = logged && ok;
     if (!logged) return;
     loginsOk.add(1);
-    thinkTime(THINK);
-    ok = sessionCheck(jar, ip, 200) && ok;
-    if (Math.random() < 0.3) {
-      thinkTime(THINK);
-      ok = logout(jar, ip) && ok;
-    }
+    ok = browse(jar, ip, 1, 0.3) && ok;
   });
   flowsOk.add(ok);
 }
