@@ -82,6 +82,9 @@ pub struct CensusSettings {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub closes_at: Option<OffsetDateTime>,
     pub helpline: String,
+    /// After `closes_at` + this, no-PESEL requests and other census data expire.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,6 +145,10 @@ pub struct SessionSettings {
 pub struct RateLimitSettings {
     pub per_ip_per_minute: u32,
     pub burst: u32,
+    /// Clients are counted per network of this prefix length (an IPv6 client
+    /// owns a whole /64 and could otherwise rotate through it).
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -259,6 +266,12 @@ impl Settings {
         }
         if self.rate_limit.per_ip_per_minute == 0 || self.rate_limit.burst == 0 {
             return bad("rate_limit.per_ip_per_minute", "limits must be at least 1");
+        }
+        if self.rate_limit.ipv4_prefix > 32 {
+            return bad("rate_limit.ipv4_prefix", "at most 32");
+        }
+        if self.rate_limit.ipv6_prefix > 128 {
+            return bad("rate_limit.ipv6_prefix", "at most 128");
         }
         if self.lockout.max_failures == 0 {
             return bad("lockout.max_failures", "must be at least 1");

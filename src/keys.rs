@@ -45,6 +45,7 @@ pub struct Keys {
     pesel: SecretBox<[u8; 32]>,
     maiden: SecretBox<[u8; 32]>,
     argon2: SecretBox<[u8; 32]>,
+    client: SecretBox<[u8; 32]>,
 }
 
 impl Keys {
@@ -59,6 +60,7 @@ impl Keys {
             pesel: derive("census-login/pesel-key/v1"),
             maiden: derive("census-login/maiden-name/v1"),
             argon2: derive("census-login/argon2-secret/v1"),
+            client: derive("census-login/client-network/v1"),
         }
     }
 
@@ -78,6 +80,14 @@ impl Keys {
 
     pub fn maiden_hash(&self, name: &MaidenName) -> MaidenHash {
         Self::mac(&self.maiden, name.normalized().as_bytes())
+    }
+
+    /// Keyed hash of a client network, so the store never holds addresses.
+    pub fn client_key(&self, network: &ipnet::IpNet) -> [u8; 16] {
+        let full = Self::mac(&self.client, network.to_string().as_bytes());
+        let mut short = [0u8; 16];
+        short.copy_from_slice(&full[..16]);
+        short
     }
 
     /// Argon2's secret input `K`: the pepper, so a stolen database alone

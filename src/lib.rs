@@ -3,11 +3,13 @@
 //! [`auth`], storage in [`store`], HTTP in [`http`].
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod rate_limit;
 pub mod registry;
 pub mod startup;
 pub mod store;

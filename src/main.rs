@@ -1,9 +1,10 @@
 //! The command line (API.md, "Command line"). Only argument handling lives
 //! here; everything else is in the library.
 
+use census_login::clock::Clock;
 use census_login::config::Settings;
 use census_login::keys::Keys;
-use census_login::startup::{Application, build_store, pepper};
+use census_login::startup::{Application, Clocks, build_store, pepper};
 use census_login::{metrics::Metrics, registry, telemetry};
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
@@ -165,14 +166,17 @@ async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&format!("{}: {e}", file.display())),
     };
-    let (rows, bad) = match registry::parse(std::io::BufReader::new(reader)) {
+    let (rows, bad) = match registry::parse(
+        std::io::BufReader::new(reader),
+        census_login::clock::SystemClock.poland_today(),
+    ) {
         Ok(r) => r,
         Err(e) => return fail(&e.to_string()),
     };
     for b in &bad {
         eprintln!("{}:{}: {}", file.display(), b.line, b.reason);
     }
-    let store = match build_store(&settings, Arc::new(Metrics::new("cli"))) {
+    let store = match build_store(&settings, Arc::new(Metrics::new("cli")), &Clocks::default()) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
@@ -196,7 +200,11 @@ async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
 }
 
 async fn unlock(settings: Settings, pesel: &str) -> ExitCode {
-    let auth = match census_login::startup::build_auth(&settings, Arc::new(Metrics::new("cli"))) {
+    let auth = match census_login::startup::build_auth(
+        &settings,
+        Arc::new(Metrics::new("cli")),
+        &Clocks::default(),
+    ) {
         Ok(a) => a,
         Err(e) => return fail(&e.to_string()),
     };
@@ -220,7 +228,7 @@ async fn purge(settings: Settings, yes: bool) -> ExitCode {
             return fail("not confirmed; nothing deleted");
         }
     }
-    let store = match build_store(&settings, Arc::new(Metrics::new("cli"))) {
+    let store = match build_store(&settings, Arc::new(Metrics::new("cli")), &Clocks::default()) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };

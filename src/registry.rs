@@ -2,7 +2,6 @@
 //! per-line errors, conversion to keyed hashes for storage, and the synthetic
 //! generator behind `census-login registry generate`.
 
-use crate::auth::parse_pesel;
 use crate::domain::pesel::checksum_digit;
 use crate::domain::{MaidenName, Pesel};
 use crate::keys::Keys;
@@ -46,7 +45,11 @@ pub enum RegistryError {
 }
 
 /// Parses a whole registry: good rows, and bad rows with their line numbers.
-pub fn parse(input: impl Read) -> Result<(Vec<RegistryRow>, Vec<BadRow>), RegistryError> {
+/// Parses a registry CSV; PESEL birth dates are judged against `today` (Poland).
+pub fn parse(
+    input: impl Read,
+    today: time::Date,
+) -> Result<(Vec<RegistryRow>, Vec<BadRow>), RegistryError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -72,7 +75,7 @@ pub fn parse(input: impl Read) -> Result<(Vec<RegistryRow>, Vec<BadRow>), Regist
         };
         let line = record.position().map_or(0, |p| p.line());
         let field = |i: usize| record.get(i).unwrap_or("");
-        let pesel = parse_pesel(field(p_col));
+        let pesel = Pesel::parse(field(p_col), today);
         let name = MaidenName::parse(field(n_col));
         let reserved = match r_col.map(field).unwrap_or("") {
             "" | "false" => Ok(false),
@@ -261,9 +264,15 @@ pub fn generate(count: usize, seed: u64, out: &mut impl Write) -> std::io::Resul
 mod tests {
     use super::*;
 
+    use crate::clock::Clock;
+
+    fn today() -> time::Date {
+        crate::clock::SystemClock.poland_today()
+    }
+
     #[test]
     fn the_demo_registry_is_all_good() {
-        let (rows, bad) = parse(DEMO_REGISTRY.as_bytes()).unwrap();
+        let (rows, bad) = parse(DEMO_REGISTRY.as_bytes(), today()).unwrap();
         assert!(bad.is_empty(), "{bad:?}");
         assert!(rows.len() >= 100);
         assert!(rows.iter().any(|r| r.reserved));
@@ -275,7 +284,7 @@ mod tests {
                    04051401458,Nowak,false\n\
                    97071225308,Włodarczyk,\n\
                    97071225308,K0walska,maybe\n";
-        let (rows, bad) = parse(csv.as_bytes()).unwrap();
+        let (rows, bad) = parse(csv.as_bytes(), today()).unwrap();
         assert_eq!(rows.len(), 1);
         assert!(!rows[0].reserved);
         assert_eq!(bad.len(), 2);
@@ -288,15 +297,18 @@ mod tests {
 
     #[test]
     fn the_reserved_column_is_optional() {
-        let (rows, bad) =
-            parse("pesel,mother_maiden_name\n97071225308,Nowak\n".as_bytes()).unwrap();
+        let (rows, bad) = parse(
+            "pesel,mother_maiden_name\n97071225308,Nowak\n".as_bytes(),
+            today(),
+        )
+        .unwrap();
         assert_eq!((rows.len(), bad.len()), (1, 0));
     }
 
     #[test]
     fn a_header_without_the_columns_is_refused() {
         assert!(matches!(
-            parse("a,b\n1,2\n".as_bytes()),
+            parse("a,b\n1,2\n".as_bytes(), today()),
             Err(RegistryError::Header)
         ));
     }
@@ -307,7 +319,7 @@ mod tests {
         generate(2000, 7, &mut a).unwrap();
         generate(2000, 7, &mut b).unwrap();
         assert_eq!(a, b);
-        let (rows, bad) = parse(a.as_slice()).unwrap();
+        let (rows, bad) = parse(a.as_slice(), today()).unwrap();
         assert!(bad.is_empty());
         assert_eq!(rows.len(), 2000);
         let reserved = rows.iter().filter(|r| r.reserved).count();

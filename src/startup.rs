@@ -2,16 +2,18 @@
 //! by `main` and by every integration test. It binds both listeners (port 0
 //! works: the real ports are read back), wires the store, hashing pool and
 //! state, and starts the background tasks (registry seeding, store pinger,
-//! rate-limiter housekeeping).
+//! the rate limiter's reporter).
 
 use crate::auth::hasher::{Argon2Config, HashPool};
 use crate::auth::{AuthService, AuthSettings};
+use crate::clock::{self, Clock, duration_millis as ms, from_datetime};
 use crate::config::{Backend, Settings};
 use crate::domain::LockoutPolicy;
 use crate::domain::window::CensusPeriod;
 use crate::http::{self, AppState, Readiness, admin, middleware, public, web_assets};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::rate_limit::SharedRateLimiter;
 use crate::registry;
 use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
@@ -20,10 +22,8 @@ use crate::store::{RegistryRecord, Store};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, guard, web};
-use governor::{Quota, RateLimiter};
 use secrecy::SecretString;
 use std::net::TcpListener;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -43,6 +43,28 @@ pub enum StartupError {
     #[error("registry seed file {path}: {reason}")]
     Seed { path: String, reason: String },
 }
+
+/// Which clocks decide. Production: the wall clock for the service, and the
+/// store's own time (Redis `TIME`; the memory store reads `service`).
+#[derive(Clone)]
+pub struct Clocks {
+    pub service: Arc<dyn Clock>,
+    /// Tests only: Redis takes its time from `service` too, so a test can
+    /// move time on every store by moving one manual clock.
+    pub redis_follows_service: bool,
+}
+
+impl Default for Clocks {
+    fn default() -> Self {
+        Self {
+            service: clock::system(),
+            redis_follows_service: false,
+        }
+    }
+}
+
+/// The admin listener's CSP: it serves no page.
+const ADMIN_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; frame-ancestors 'none'";
@@ -95,9 +117,10 @@ impl ShutdownHandle {
 pub fn build_store(
     settings: &Settings,
     metrics: Arc<Metrics>,
+    clocks: &Clocks,
 ) -> Result<Arc<dyn Store>, StartupError> {
     let inner: Arc<dyn Store> = match settings.backend() {
-        Backend::Memory => Arc::new(MemoryStore::new()),
+        Backend::Memory => Arc::new(MemoryStore::with_clock(clocks.service.clone())),
         Backend::Redis => RedisStore::with_options(
             &settings.store.redis_url,
             RedisOptions {
@@ -106,6 +129,7 @@ pub fn build_store(
                 wait_timeout: settings.store.wait_timeout,
                 password: settings.secrets.redis_password.clone(),
                 sentinel_password: settings.secrets.redis_sentinel_password.clone(),
+                clock: clocks.redis_follows_service.then(|| clocks.service.clone()),
             },
         )?,
     };
@@ -121,11 +145,11 @@ pub fn pepper(settings: &Settings) -> SecretString {
     })
 }
 
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
-}
-
-fn seed_rows(settings: &Settings, keys: &Keys) -> Result<Vec<RegistryRecord>, StartupError> {
+fn seed_rows(
+    settings: &Settings,
+    keys: &Keys,
+    today: time::Date,
+) -> Result<Vec<RegistryRecord>, StartupError> {
     let (path, text) = match settings.registry.seed_file.as_deref() {
         None => (
             "(bundled demo registry)".to_owned(),
@@ -140,7 +164,7 @@ fn seed_rows(settings: &Settings, keys: &Keys) -> Result<Vec<RegistryRecord>, St
             })?,
         ),
     };
-    let (rows, bad) = registry::parse(text.as_bytes()).map_err(|e| StartupError::Seed {
+    let (rows, bad) = registry::parse(text.as_bytes(), today).map_err(|e| StartupError::Seed {
         path: path.clone(),
         reason: e.to_string(),
     })?;
@@ -151,8 +175,12 @@ fn seed_rows(settings: &Settings, keys: &Keys) -> Result<Vec<RegistryRecord>, St
 }
 
 /// The flows with their store, keys and hashing pool, as configured.
-pub fn build_auth(settings: &Settings, metrics: Arc<Metrics>) -> Result<AuthService, StartupError> {
-    let store = build_store(settings, metrics.clone())?;
+pub fn build_auth(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+    clocks: &Clocks,
+) -> Result<AuthService, StartupError> {
+    let store = build_store(settings, metrics.clone(), clocks)?;
     let keys = Keys::from_pepper(&pepper(settings));
     let p = &settings.password;
     let hasher = HashPool::new(
@@ -167,7 +195,7 @@ pub fn build_auth(settings: &Settings, metrics: Arc<Metrics>) -> Result<AuthServ
         metrics.clone(),
     )?;
     let l = &settings.lockout;
-    let to_ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    let closes_at = settings.census.closes_at.map(from_datetime);
     let auth_settings = AuthSettings {
         lockout: LockoutPolicy::new(
             l.max_failures,
@@ -178,13 +206,14 @@ pub fn build_auth(settings: &Settings, metrics: Arc<Metrics>) -> Result<AuthServ
             l.reservation_ttl,
         ),
         period: CensusPeriod {
-            opens_at: settings.census.opens_at.map(to_ms),
-            closes_at: settings.census.closes_at.map(to_ms),
+            opens_at: settings.census.opens_at.map(from_datetime),
+            closes_at,
         },
         window: ms(settings.survey.window),
         idle: ms(settings.session.idle_timeout),
         min_password_length: p.min_length,
         refuse_reserved: settings.registry.refuse_reserved,
+        retain_until: crate::auth::admin::retain_until(closes_at, ms(settings.census.retention)),
     };
     Ok(AuthService::new(
         store,
@@ -192,28 +221,45 @@ pub fn build_auth(settings: &Settings, metrics: Arc<Metrics>) -> Result<AuthServ
         hasher,
         metrics,
         auth_settings,
+        clocks.service.clone(),
     ))
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clocks(settings, Clocks::default()).await
+    }
+
+    /// As [`build`](Self::build), with the clocks a test controls.
+    pub async fn build_with_clocks(
+        settings: Settings,
+        clocks: Clocks,
+    ) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new(
             option_env!("CENSUS_GIT_COMMIT").unwrap_or("unknown"),
         ));
-        let auth = build_auth(&settings, metrics)?;
-        let seed = seed_rows(&settings, auth.keys())?;
+        let auth = build_auth(&settings, metrics, &clocks)?;
+        let seed = seed_rows(&settings, auth.keys(), clocks.service.poland_today())?;
         let store = auth.store().clone();
         let rl = &settings.rate_limit;
-        let quota =
-            Quota::per_minute(NonZeroU32::new(rl.per_ip_per_minute).unwrap_or(NonZeroU32::MIN))
-                .allow_burst(NonZeroU32::new(rl.burst).unwrap_or(NonZeroU32::MIN));
+        let limiter = SharedRateLimiter::new(
+            crate::domain::rate_limit::RatePolicy {
+                per_minute: rl.per_ip_per_minute,
+                burst: rl.burst,
+            },
+            rl.ipv4_prefix,
+            rl.ipv6_prefix,
+            Arc::new(Keys::from_pepper(&pepper(&settings))),
+            clocks.service.clone(),
+        );
+        limiter.spawn_reporter(store.clone());
         let readiness = Arc::new(Readiness::default());
         let state = web::Data::new(AppState {
             auth,
             settings: settings.clone(),
             meta: public::meta_json(&settings),
-            limiter: Arc::new(RateLimiter::keyed(quota)),
+            limiter,
             readiness: readiness.clone(),
         });
 
@@ -233,17 +279,6 @@ impl Application {
         let secure = settings.session.cookie_secure;
         let public_state = state.clone();
         let public = HttpServer::new(move || {
-            let mut headers = DefaultHeaders::new()
-                .add(("X-Content-Type-Options", "nosniff"))
-                .add(("Referrer-Policy", "no-referrer"))
-                .add(("Content-Security-Policy", CSP))
-                .add(("X-Frame-Options", "DENY"));
-            if secure {
-                headers = headers.add((
-                    "Strict-Transport-Security",
-                    "max-age=31536000; includeSubDomains",
-                ));
-            }
             App::new()
                 .app_data(public_state.clone())
                 .app_data(http::json_config())
@@ -276,7 +311,7 @@ impl Application {
                 .route("/assets/{path:.*}", get_or_head().to(web_assets::asset))
                 .default_service(web::to(http::not_found))
                 .wrap(from_fn(middleware::ensure_problem))
-                .wrap(headers)
+                .wrap(middleware::security_headers(CSP, secure))
                 .wrap(from_fn(middleware::observe))
         })
         .listen(public_listener)
@@ -308,20 +343,16 @@ impl Application {
                         .route(
                             "/no-pesel-requests",
                             web::get().to(admin::no_pesel_requests),
+                        )
+                        .route(
+                            "/no-pesel-requests/{reference}/handled",
+                            web::post().to(admin::no_pesel_handled),
                         ),
                 )
                 .default_service(web::to(http::not_found))
                 .wrap(from_fn(middleware::ensure_problem))
-                .wrap(
-                    DefaultHeaders::new()
-                        .add(("Cache-Control", "no-store"))
-                        .add(("X-Content-Type-Options", "nosniff"))
-                        .add(("Referrer-Policy", "no-referrer"))
-                        .add((
-                            "Content-Security-Policy",
-                            "default-src 'none'; frame-ancestors 'none'",
-                        )),
-                )
+                .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                .wrap(middleware::security_headers(ADMIN_CSP, secure))
                 .wrap(from_fn(middleware::observe))
         })
         .workers(1)
@@ -375,13 +406,17 @@ impl Application {
 
 /// Background work of one application; every task ends with the runtime.
 fn spawn_background(state: &web::Data<AppState>, store: Arc<dyn Store>, seed: Vec<RegistryRecord>) {
-    // Seeding retries until the store answers: the service starts (not ready)
-    // while Redis is still down.
+    // Seeding (after moving older data to the current layout) retries until
+    // the store answers: the service starts (not ready) while Redis is down.
     let readiness = state.readiness.clone();
     let seed_store = store.clone();
     tokio::spawn(async move {
         loop {
-            match seed_store.upsert_registry(&seed).await {
+            let loaded = match seed_store.migrate().await {
+                Ok(_) => seed_store.upsert_registry(&seed).await,
+                Err(e) => Err(e),
+            };
+            match loaded {
                 Ok(()) => {
                     readiness.seeded.store(true, Ordering::Release);
                     tracing::info!(rows = seed.len(), "registry seed loaded");
@@ -399,18 +434,6 @@ fn spawn_background(state: &web::Data<AppState>, store: Arc<dyn Store>, seed: Ve
         loop {
             let _ = store.ping().await;
             tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    });
-    // Forget idle rate-limit entries so the map does not grow with every IP ever seen.
-    let limiter = Arc::downgrade(&state.limiter);
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            let Some(limiter) = limiter.upgrade() else {
-                return;
-            };
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
         }
     });
 }

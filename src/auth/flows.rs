@@ -5,10 +5,9 @@
 
 use super::*;
 use crate::auth::hasher;
-use crate::domain::lockout::Millis;
 use crate::domain::{LoginPassword, MaidenName, NewPassword};
 use crate::keys::PeselKey;
-use crate::store::{Begin, PasswordWrite, Settle, Settled};
+use crate::store::{Begin, Begun, LockedUntil, PasswordWrite, Settle, Settled};
 use subtle::ConstantTimeEq;
 use tracing::Instrument;
 
@@ -77,7 +76,7 @@ impl AuthService {
 
     async fn define_inner(&self, input: DefineInput) -> Result<SessionGrant, AuthError> {
         let s = self.settings();
-        let pesel = parse_pesel(&input.pesel);
+        let pesel = self.parse_pesel(&input.pesel);
         let name = MaidenName::parse(&input.mother_maiden_name);
         let password = NewPassword::parse(
             &input.password,
@@ -120,6 +119,7 @@ impl AuthService {
             self.neutral(&key, &ticket).await?;
             return Err(AuthError::PeselReserved);
         }
+        let generation = account.generation;
         let permit = self.admit_reserved(&key, &ticket).await?;
         let phc = self
             .hasher()
@@ -136,11 +136,15 @@ impl AuthService {
                 &key,
                 &ticket,
                 Settle::Success {
+                    generation,
                     password: PasswordWrite::Define(phc),
                     session: Some(spec),
                 },
             )
             .await?;
+        if settled.superseded {
+            return Err(superseded(&key, AuthError::IdentityNotVerified));
+        }
         if settled.already_defined {
             // Another request defined it first.
             return Err(AuthError::PasswordAlreadyDefined);
@@ -150,7 +154,7 @@ impl AuthService {
     }
 
     async fn login_inner(&self, input: LoginInput) -> Result<SessionGrant, AuthError> {
-        let pesel = parse_pesel(&input.pesel);
+        let pesel = self.parse_pesel(&input.pesel);
         let password = LoginPassword::parse(&input.password);
         let mut violations = Vec::new();
         if let Err(e) = &pesel {
@@ -191,11 +195,15 @@ impl AuthService {
                 &key,
                 &ticket,
                 Settle::Success {
+                    generation: account.generation,
                     password: rehash.map_or(PasswordWrite::Keep, PasswordWrite::Rehash),
                     session: Some(spec),
                 },
             )
             .await?;
+        if settled.superseded {
+            return Err(superseded(&key, AuthError::InvalidCredentials));
+        }
         if settled.session.is_none() {
             tracing::info!(event = "login_window_closed", cid = %key.correlation_id(), "survey window closed");
             return Err(AuthError::WindowClosed);
@@ -211,11 +219,10 @@ impl AuthService {
         &self,
         pesel: &Pesel,
     ) -> Result<(PeselKey, String, crate::store::AccountRecord), AuthError> {
-        let now = now_millis();
-        self.check_period(now)?;
+        self.check_period(self.now())?;
         let key = self.keys().pesel_key(pesel);
-        self.probe_room(&key, now).await?;
-        let (ticket, account) = self.reserve(&key, now).await?;
+        self.probe_room(&key).await?;
+        let (ticket, account) = self.reserve(&key).await?;
         Ok((key, ticket, account))
     }
 
@@ -223,14 +230,13 @@ impl AuthService {
     async fn reserve(
         &self,
         key: &PeselKey,
-        now: Millis,
     ) -> Result<(String, crate::store::AccountRecord), AuthError> {
         let ticket = session::random_hex(16);
-        match self
+        let Begun { now, outcome } = self
             .store()
-            .begin_attempt(key, &ticket, now, &self.settings().lockout)
-            .await?
-        {
+            .begin_attempt(key, &ticket, &self.settings().lockout)
+            .await?;
+        match outcome {
             Begin::Allowed { account } => Ok((ticket, account)),
             Begin::Locked { until } => {
                 tracing::info!(event = "attempt_while_locked", cid = %key.correlation_id(), "attempt refused: locked");
@@ -254,7 +260,7 @@ impl AuthService {
     ) -> Result<Settled, AuthError> {
         Ok(self
             .store()
-            .settle_attempt(key, ticket, now_millis(), &self.settings().lockout, settle)
+            .settle_attempt(key, ticket, &self.settings().lockout, settle)
             .await?)
     }
 
@@ -272,10 +278,9 @@ impl AuthService {
             Some(lock) => {
                 self.metrics().lock_started(lock.level);
                 tracing::warn!(event = "lock_started", cid = %cid, flow = flow.label(), lock_level = lock.level, "account locked");
-                let now = now_millis();
                 Err(AuthError::Locked {
                     until: lock.until,
-                    retry_after: seconds_until(now, lock.until),
+                    retry_after: seconds_until(settled.now, lock.until),
                 })
             }
             None => {
@@ -300,12 +305,12 @@ impl AuthService {
     /// under a flood, refusing must cost microseconds and leave nothing behind.
     /// One read still tells a locked account the truth (423 with its end)
     /// rather than "try again in a second".
-    async fn probe_room(&self, key: &PeselKey, now: Millis) -> Result<(), AuthError> {
+    async fn probe_room(&self, key: &PeselKey) -> Result<(), AuthError> {
         if self.hasher().has_room() {
             return Ok(());
         }
-        match self.store().locked_until(key, now).await? {
-            Some(until) => {
+        match self.store().locked_until(key).await? {
+            Some(LockedUntil { until, now }) => {
                 tracing::info!(event = "attempt_while_locked", cid = %key.correlation_id(), "attempt refused: locked");
                 Err(AuthError::Locked {
                     until,
@@ -348,4 +353,12 @@ impl AuthService {
             record,
         })
     }
+}
+
+/// A helpline reset (or reclaim) moved the account on while this attempt was
+/// in flight: it must not create a session or write a password. The caller
+/// hears the ordinary refusal of its flow.
+fn superseded(key: &PeselKey, error: AuthError) -> AuthError {
+    tracing::warn!(event = "attempt_superseded", cid = %key.correlation_id(), "attempt begun before an account reset refused");
+    error
 }

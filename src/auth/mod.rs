@@ -9,7 +9,8 @@ pub mod flows;
 pub mod hasher;
 pub mod session;
 
-use crate::domain::lockout::{LockoutPolicy, Millis};
+use crate::clock::{Clock, Millis};
+use crate::domain::lockout::LockoutPolicy;
 use crate::domain::window::{CensusPeriod, PeriodError};
 use crate::domain::{Pesel, PeselError, Violation};
 use crate::keys::Keys;
@@ -17,7 +18,6 @@ use crate::metrics::Metrics;
 use crate::store::{SessionRecord, Store, StoreError};
 use hasher::HashPool;
 use std::sync::Arc;
-use time::OffsetDateTime;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -45,6 +45,8 @@ pub enum AuthError {
     Overloaded { retry_after: u64 },
     #[error("store unavailable")]
     StoreUnavailable,
+    #[error("not found")]
+    NotFound,
 }
 
 impl AuthError {
@@ -63,6 +65,7 @@ impl AuthError {
             Self::Locked { .. } => "locked",
             Self::Overloaded { .. } => "overloaded",
             Self::StoreUnavailable => "store_unavailable",
+            Self::NotFound => "not_found",
         }
     }
 }
@@ -87,6 +90,8 @@ pub struct AuthSettings {
     pub idle: Millis,
     pub min_password_length: usize,
     pub refuse_reserved: bool,
+    /// `census.closes_at` + `census.retention`: when no-PESEL requests expire.
+    pub retain_until: Option<Millis>,
 }
 
 struct Inner {
@@ -95,6 +100,7 @@ struct Inner {
     hasher: HashPool,
     metrics: Arc<Metrics>,
     settings: AuthSettings,
+    clock: Arc<dyn Clock>,
 }
 
 /// A created or refreshed session: the cookie value and what the API returns.
@@ -111,6 +117,7 @@ impl AuthService {
         hasher: HashPool,
         metrics: Arc<Metrics>,
         settings: AuthSettings,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -119,8 +126,20 @@ impl AuthService {
                 hasher,
                 metrics,
                 settings,
+                clock,
             }),
         }
+    }
+
+    /// The service's clock: the census period and today's date. Lockout and
+    /// session times are the store's.
+    pub fn now(&self) -> Millis {
+        self.inner.clock.now()
+    }
+
+    /// Parses a PESEL against today's date in Poland.
+    pub fn parse_pesel(&self, input: &str) -> Result<Pesel, PeselError> {
+        Pesel::parse(input, self.inner.clock.poland_today())
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -151,20 +170,4 @@ impl AuthService {
     }
 }
 
-/// Milliseconds since the epoch, now.
-pub fn now_millis() -> Millis {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as Millis
-}
-
-/// Parses a PESEL against today's date in Poland. Poland is at most two hours
-/// ahead of UTC, so a child born just after local midnight is not "in the future".
-pub fn parse_pesel(input: &str) -> Result<Pesel, PeselError> {
-    let poland_today = (OffsetDateTime::now_utc() + time::Duration::hours(2)).date();
-    Pesel::parse(input, poland_today)
-}
-
-/// Seconds from `now` until `until`, at least 1 (a `Retry-After` of 0 invites a hot loop).
-pub fn seconds_until(now: Millis, until: Millis) -> u64 {
-    let ms = (until - now).max(0) as u64;
-    ms.div_ceil(1000).max(1)
-}
+pub use crate::clock::seconds_until;

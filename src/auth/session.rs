@@ -61,12 +61,7 @@ impl AuthService {
             .and_then(SessionCookie::parse)
             .ok_or(AuthError::NotAuthenticated)?;
         self.store()
-            .touch_session(
-                &cookie.key,
-                &cookie.token_hash,
-                now_millis(),
-                self.settings().idle,
-            )
+            .touch_session(&cookie.key, &cookie.token_hash, self.settings().idle)
             .await?
             .ok_or(AuthError::NotAuthenticated)
     }

@@ -19,13 +19,14 @@
 //! count against the failures still allowed, so however many attempts arrive at
 //! once, at most `max_failures` checks can fail before the lock holds. A reservation
 //! that is never settled (a replica died mid-request) expires after
-//! `reservation_ttl` and then counts as a failure: unknown outcomes fail closed.
+//! `reservation_ttl` and then counts as a failure *at its expiry time*, whenever
+//! the next attempt comes: unknown outcomes fail closed, and a failure that old
+//! is forgotten exactly as a settled one would be.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Milliseconds since the Unix epoch.
-pub type Millis = i64;
+pub use crate::clock::Millis;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockoutPolicy {
@@ -127,19 +128,26 @@ impl LockState {
         self.locked_until > now
     }
 
-    /// Brings the state up to `now`: expired reservations become failures,
-    /// then a streak old enough is forgotten.
+    /// Brings the state up to `now`: each expired reservation becomes a
+    /// failure at the time it expired (in order of expiry, then ticket, as the
+    /// Redis sorted set orders them), and a streak old enough is forgotten.
     pub fn advance(&mut self, policy: &LockoutPolicy, now: Millis) {
-        let expired: Vec<String> = self
+        let mut expired: Vec<(Millis, String)> = self
             .pending
             .iter()
             .filter(|(_, expiry)| **expiry <= now)
-            .map(|(ticket, _)| ticket.clone())
+            .map(|(ticket, expiry)| (*expiry, ticket.clone()))
             .collect();
-        for ticket in expired {
+        expired.sort();
+        for (at, ticket) in expired {
             self.pending.remove(&ticket);
-            self.fail(policy, now);
+            self.forget_if_quiet(policy, at);
+            self.fail(policy, at);
         }
+        self.forget_if_quiet(policy, now);
+    }
+
+    fn forget_if_quiet(&mut self, policy: &LockoutPolicy, now: Millis) {
         let forget_from = if self.level > 0 {
             self.locked_until
         } else {
@@ -391,12 +399,37 @@ mod tests {
         s.advance(&p, p.reservation_ttl);
         assert_eq!(s.failures, 1);
         assert!(s.pending.is_empty());
+        assert_eq!(s.last_failure, p.reservation_ttl);
         // Settling it late does not count it twice.
         assert_eq!(
             s.settle(&p, p.reservation_ttl + 1, "lost", Outcome::Failure),
             None
         );
         assert_eq!(s.failures, 1);
+    }
+
+    #[test]
+    fn an_abandoned_reservation_counts_whenever_the_next_attempt_comes() {
+        let p = policy();
+        let mut s = LockState::default();
+        for i in 0..4 {
+            let _ = attempt(&mut s, i, Outcome::Failure);
+        }
+        assert_eq!(s.reserve(&p, 10, "lost"), Reservation::Allowed);
+        // An hour later (well inside forget_after) the lost attempt is the
+        // fifth failure: it locks, from the moment it expired.
+        let expired_at = 10 + p.reservation_ttl;
+        assert_eq!(
+            s.reserve(&p, H, "next"),
+            Reservation::Locked {
+                until: expired_at + H
+            }
+        );
+        // Past forget_after it is forgotten like any other failure.
+        let mut s = LockState::default();
+        assert_eq!(s.reserve(&p, 0, "lost"), Reservation::Allowed);
+        assert_eq!(s.reserve(&p, 30 * H, "next"), Reservation::Allowed);
+        assert_eq!(s.failures, 0);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod maiden_name;
 pub mod no_pesel;
 pub mod password;
 pub mod pesel;
+pub mod rate_limit;
 pub mod window;
 
 pub use lockout::{LockState, LockoutPolicy, Millis, Outcome, Reservation};

@@ -1,18 +1,21 @@
 //! The admin listener (API.md, "Admin listener"): health, readiness, metrics
 //! and the helpline's account actions behind a bearer token.
 
+use super::middleware::refuse;
 use super::problem::{Lang, Problem};
-use super::public::rfc3339;
 use super::{AppState, Ctx};
-use crate::auth::now_millis;
-use crate::domain::window::window_end;
+use crate::auth::AuthError;
+use crate::auth::admin::RequestState;
+use crate::domain::Violation;
 use crate::keys::ct_eq_secret;
-use actix_web::body::MessageBody;
+use crate::store::StoredNoPeselRequest;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse, web};
 use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
@@ -45,13 +48,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let lang = Lang::from_request(req.request());
     let expected = req
         .app_data::<web::Data<AppState>>()
         .and_then(|s| s.settings.secrets.admin_token.clone());
     let Some(expected) = expected else {
-        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "admin_disabled", lang).into());
+        let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "admin_disabled", lang);
+        return Ok(refuse(req, problem));
     };
     let given = req
         .headers()
@@ -60,9 +64,10 @@ pub async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if given.is_empty() || !ct_eq_secret(given.as_bytes(), expected.expose_secret().as_bytes()) {
-        return Err(Problem::new(StatusCode::UNAUTHORIZED, "not_authenticated", lang).into());
+        let problem = Problem::new(StatusCode::UNAUTHORIZED, "not_authenticated", lang);
+        return Ok(refuse(req, problem));
     }
-    next.call(req).await
+    Ok(next.call(req).await?.map_into_left_body())
 }
 
 pub async fn account(
@@ -70,29 +75,12 @@ pub async fn account(
     ctx: Ctx,
     pesel: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let status = state
+    let view = state
         .auth
-        .account_status(&pesel)
+        .account_view(&pesel)
         .await
         .map_err(|e| ctx.problem(e))?;
-    let s = state.auth.settings();
-    let (a, l) = (&status.account, &status.lock);
-    let now = now_millis();
-    let window_ends = a
-        .first_login_at
-        .map(|fl| rfc3339(window_end(fl, s.window, s.period.closes_at)));
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "registered": a.registered(),
-        "passwordDefined": a.password_phc.is_some(),
-        "reserved": a.reserved,
-        "firstLoginAt": a.first_login_at.map(rfc3339),
-        "windowEndsAt": window_ends,
-        "lockout": {
-            "failures": l.failures,
-            "lockedUntil": (l.locked_until > now).then(|| rfc3339(l.locked_until)),
-            "level": l.level,
-        },
-    })))
+    Ok(HttpResponse::Ok().json(view))
 }
 
 pub async fn unlock(
@@ -121,14 +109,56 @@ pub async fn reset(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoPeselListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    state: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NoPeselList {
+    requests: Vec<StoredNoPeselRequest>,
+    next: Option<String>,
+}
+
 pub async fn no_pesel_requests(
     state: web::Data<AppState>,
     ctx: Ctx,
+    query: web::Query<NoPeselListQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let list = state
+    let q = query.into_inner();
+    let list_state = match q.state.as_deref() {
+        None | Some("open") => RequestState::Open,
+        Some("all") => RequestState::All,
+        Some(_) => {
+            return Err(ctx.problem(AuthError::Validation(vec![Violation::new(
+                "state",
+                "state_invalid",
+            )])));
+        }
+    };
+    let page = state
         .auth
-        .no_pesel_requests()
+        .no_pesel_requests(q.limit, q.cursor.as_deref(), list_state)
         .await
         .map_err(|e| ctx.problem(e))?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "requests": list })))
+    Ok(HttpResponse::Ok().json(NoPeselList {
+        requests: page.requests,
+        next: page.next.map(|n| n.to_string()),
+    }))
+}
+
+pub async fn no_pesel_handled(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    reference: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    state
+        .auth
+        .mark_no_pesel_handled(&reference, "admin-api")
+        .await
+        .map_err(|e| ctx.problem(e))?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -1,15 +1,19 @@
 //! Cross-cutting request handling: the client's IP (believing `X-Forwarded-For`
 //! only from trusted proxies), the per-IP rate limit, the CSRF `Origin` check,
-//! admin bearer auth, and one log line plus metrics per request.
+//! the security headers of every answer, and one log line plus metrics per
+//! request.
+//!
+//! Refusals made here are answered (`Ok` with a problem response), never
+//! returned as errors: an error would pass the outer middleware untouched,
+//! without the contract headers, the request id or its route in the metrics.
 
 use super::AppState;
 use super::problem::{Lang, Problem};
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
-use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, web};
-use governor::clock::{Clock, DefaultClock};
+use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::{Error, HttpMessage, ResponseError, web};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -39,19 +43,42 @@ pub fn client_ip(req: &ServiceRequest, trusted: &[IpNet]) -> Option<IpAddr> {
     )
 }
 
-/// Per-IP limit on the credential endpoints: a refusal costs one map lookup.
+/// Answers `req` with `problem` from inside a middleware.
+pub fn refuse<B>(req: ServiceRequest, problem: Problem) -> ServiceResponse<EitherBody<B>> {
+    req.into_response(problem.error_response())
+        .map_into_right_body()
+}
+
+/// The headers of API.md on every answer of a listener: `csp` is the
+/// listener's policy; HSTS when cookies are secure (served over TLS).
+pub fn security_headers(csp: &'static str, secure: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Content-Security-Policy", csp))
+        .add(("X-Frame-Options", "DENY"));
+    if secure {
+        headers.add((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        ))
+    } else {
+        headers
+    }
+}
+
+/// Per-client limit on the credential endpoints, shared by all replicas: a
+/// refusal costs a hash and a map lookup, no I/O.
 pub async fn rate_limit(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| actix_web::error::ErrorInternalServerError("state"))?;
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
     if let Some(ip) = client_ip(&req, &state.settings.server.trusted_proxies)
-        && let Err(not_until) = state.limiter.check_key(&ip)
+        && let Err(wait_secs) = state.limiter.check(ip)
     {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
         let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
         state
             .auth
@@ -68,10 +95,10 @@ pub async fn rate_limit(
         }
         let lang = Lang::from_request(req.request());
         let problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", lang)
-            .retry_after(wait.as_secs().max(1));
-        return Err(problem.into());
+            .retry_after(wait_secs);
+        return Ok(refuse(req, problem));
     }
-    next.call(req).await
+    Ok(next.call(req).await?.map_into_left_body())
 }
 
 /// CSRF defence for state-changing requests: a present `Origin` must be ours.
@@ -79,7 +106,7 @@ pub async fn rate_limit(
 pub async fn check_origin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     if req.method() != Method::GET
         && req.method() != Method::HEAD
         && let Some(state) = req.app_data::<web::Data<AppState>>()
@@ -87,9 +114,21 @@ pub async fn check_origin(
         && origin.as_bytes() != state.settings.server.public_origin.as_bytes()
     {
         let lang = Lang::from_request(req.request());
-        return Err(Problem::new(StatusCode::FORBIDDEN, "origin_not_allowed", lang).into());
+        let problem = Problem::new(StatusCode::FORBIDDEN, "origin_not_allowed", lang);
+        return Ok(refuse(req, problem));
     }
-    next.call(req).await
+    Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// The `method` label: a fixed set, whatever a client sends (a made-up method
+/// per request would otherwise create a series per request).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        _ => "OTHER",
+    }
 }
 
 /// Request id, a span for everything logged while handling, one JSON log line
@@ -101,7 +140,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let start = Instant::now();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let span = tracing::info_span!("request", request_id = %request_id);
     let metrics = req
         .app_data::<web::Data<AppState>>()
@@ -123,10 +162,10 @@ pub async fn observe(
     };
     if let Some(m) = metrics {
         m.http_requests
-            .with_label_values(&[&route, &method, &status.to_string()])
+            .with_label_values(&[&route, method, &status.to_string()])
             .inc();
         m.http_duration
-            .with_label_values(&[&route, &method])
+            .with_label_values(&[&route, method])
             .observe(latency.as_secs_f64());
     }
     span.in_scope(|| {
@@ -168,6 +207,8 @@ pub async fn ensure_problem(
         return Ok(res.map_into_left_body());
     }
     let code = match res.status() {
+        // actix-web's own 400s: a query string or path that does not parse.
+        StatusCode::BAD_REQUEST => "malformed_request",
         StatusCode::NOT_FOUND => "not_found",
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         _ => "internal_error",

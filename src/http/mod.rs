@@ -13,10 +13,8 @@ use actix_web::dev::Payload;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, web};
-use governor::DefaultKeyedRateLimiter;
 use problem::{Lang, Problem};
 use std::future::{Ready, ready};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,7 +23,7 @@ pub struct AppState {
     pub auth: AuthService,
     pub settings: Arc<Settings>,
     pub meta: String,
-    pub limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub limiter: Arc<crate::rate_limit::SharedRateLimiter>,
     pub readiness: Arc<Readiness>,
 }
 

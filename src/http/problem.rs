@@ -9,8 +9,6 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 use std::fmt;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -136,6 +134,7 @@ impl Problem {
             StoreUnavailable => {
                 p(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable").retry_after(2)
             }
+            NotFound => p(StatusCode::NOT_FOUND, "not_found"),
         }
     }
 
@@ -169,12 +168,7 @@ impl Problem {
                     .collect()
             }),
             retry_after_seconds: self.retry_after,
-            locked_until: self.locked_until.and_then(|ms| {
-                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-                    .ok()?
-                    .format(&Rfc3339)
-                    .ok()
-            }),
+            locked_until: self.locked_until.map(crate::clock::rfc3339),
         }
     }
 }
@@ -455,6 +449,14 @@ fn violation_text(code: &str, en: bool) -> &'static str {
         ),
         "email_invalid" => ("Nieprawidłowy adres e-mail.", "Invalid email address."),
         "phone_invalid" => ("Nieprawidłowy numer telefonu.", "Invalid phone number."),
+        "state_invalid" => (
+            "Dozwolone wartości: open, all.",
+            "Allowed values: open, all.",
+        ),
+        "cursor_invalid" => (
+            "Nieprawidłowy kursor stronicowania.",
+            "Invalid paging cursor.",
+        ),
         "message_too_long" => (
             "Wiadomość może mieć najwyżej 2000 znaków.",
             "The message may have at most 2000 characters.",

@@ -4,7 +4,8 @@ use super::problem::Problem;
 use super::{AppState, Ctx};
 use crate::auth::flows::{DefineInput, LoginInput};
 use crate::auth::session::COOKIE_NAME;
-use crate::auth::{AuthError, SessionGrant, parse_pesel};
+use crate::auth::{AuthError, SessionGrant};
+use crate::clock::rfc3339;
 use crate::domain::Violation;
 use crate::store::SessionRecord;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
@@ -53,13 +54,6 @@ struct SessionBody {
     expires_at: String,
 }
 
-pub fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
-
 impl From<&SessionRecord> for SessionBody {
     fn from(r: &SessionRecord) -> Self {
         Self {
@@ -95,10 +89,11 @@ pub async fn meta(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn check_pesel(
+    state: web::Data<AppState>,
     ctx: Ctx,
     body: web::Json<PeselCheckBody>,
 ) -> Result<HttpResponse, Problem> {
-    let pesel = parse_pesel(&body.pesel).map_err(|e| {
+    let pesel = state.auth.parse_pesel(&body.pesel).map_err(|e| {
         ctx.problem(AuthError::Validation(vec![Violation::new(
             "pesel",
             e.code(),

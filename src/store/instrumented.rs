@@ -20,6 +20,9 @@ pub const OPERATIONS: &[&str] = &[
     "upsert_registry",
     "add_no_pesel_request",
     "list_no_pesel_requests",
+    "mark_no_pesel_handled",
+    "take_rate_tokens",
+    "migrate",
     "purge",
 ];
 
@@ -68,22 +71,17 @@ impl Store for Instrumented {
         &self,
         key: &PeselKey,
         ticket: &str,
-        now: Millis,
         policy: &LockoutPolicy,
-    ) -> Result<Begin, StoreError> {
+    ) -> Result<Begun, StoreError> {
         self.observe(
             "begin_attempt",
-            self.inner.begin_attempt(key, ticket, now, policy),
+            self.inner.begin_attempt(key, ticket, policy),
         )
         .await
     }
 
-    async fn locked_until(
-        &self,
-        key: &PeselKey,
-        now: Millis,
-    ) -> Result<Option<Millis>, StoreError> {
-        self.observe("locked_until", self.inner.locked_until(key, now))
+    async fn locked_until(&self, key: &PeselKey) -> Result<Option<LockedUntil>, StoreError> {
+        self.observe("locked_until", self.inner.locked_until(key))
             .await
     }
 
@@ -91,13 +89,12 @@ impl Store for Instrumented {
         &self,
         key: &PeselKey,
         ticket: &str,
-        now: Millis,
         policy: &LockoutPolicy,
         settle: Settle,
     ) -> Result<Settled, StoreError> {
         self.observe(
             "settle_attempt",
-            self.inner.settle_attempt(key, ticket, now, policy, settle),
+            self.inner.settle_attempt(key, ticket, policy, settle),
         )
         .await
     }
@@ -106,12 +103,11 @@ impl Store for Instrumented {
         &self,
         key: &PeselKey,
         token_hash: &[u8; 32],
-        now: Millis,
         idle: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
         self.observe(
             "touch_session",
-            self.inner.touch_session(key, token_hash, now, idle),
+            self.inner.touch_session(key, token_hash, idle),
         )
         .await
     }
@@ -144,20 +140,51 @@ impl Store for Instrumented {
             .await
     }
 
-    async fn add_no_pesel_request(&self, request: &StoredNoPeselRequest) -> Result<(), StoreError> {
+    async fn add_no_pesel_request(
+        &self,
+        request: &StoredNoPeselRequest,
+        expire_at: Option<Millis>,
+    ) -> Result<bool, StoreError> {
         self.observe(
             "add_no_pesel_request",
-            self.inner.add_no_pesel_request(request),
+            self.inner.add_no_pesel_request(request, expire_at),
         )
         .await
     }
 
-    async fn list_no_pesel_requests(&self) -> Result<Vec<StoredNoPeselRequest>, StoreError> {
+    async fn list_no_pesel_requests(
+        &self,
+        query: &NoPeselQuery,
+    ) -> Result<NoPeselPage, StoreError> {
         self.observe(
             "list_no_pesel_requests",
-            self.inner.list_no_pesel_requests(),
+            self.inner.list_no_pesel_requests(query),
         )
         .await
+    }
+
+    async fn mark_no_pesel_handled(&self, reference: &str) -> Result<bool, StoreError> {
+        self.observe(
+            "mark_no_pesel_handled",
+            self.inner.mark_no_pesel_handled(reference),
+        )
+        .await
+    }
+
+    async fn take_rate_tokens(
+        &self,
+        takes: &[RateTake],
+        policy: &RatePolicy,
+    ) -> Result<Vec<RateBalance>, StoreError> {
+        self.observe(
+            "take_rate_tokens",
+            self.inner.take_rate_tokens(takes, policy),
+        )
+        .await
+    }
+
+    async fn migrate(&self) -> Result<u64, StoreError> {
+        self.observe("migrate", self.inner.migrate()).await
     }
 
     async fn purge(&self) -> Result<u64, StoreError> {

@@ -3,16 +3,28 @@
 //! held and every critical section is a few map operations. It applies the pure
 //! lockout model directly, so it is also the reference the Redis scripts are
 //! tested against. Not shared between replicas: for development and tests.
+//!
+//! Its clock plays the part of Redis `TIME`: every lockout, session and
+//! rate-limit time is read from it inside the critical section.
 
 use super::*;
+use crate::clock::{Clock, SystemClock};
 use crate::domain::lockout::{Outcome, Reservation};
+use crate::domain::rate_limit::Bucket;
 use crate::domain::window::{session_expiry, window_end};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
     shared: Arc<Mutex<State>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_clock(Arc::new(SystemClock))
+    }
 }
 
 #[derive(Default)]
@@ -21,12 +33,24 @@ struct State {
     accounts: HashMap<PeselKey, AccountRecord>,
     sessions: HashMap<(PeselKey, [u8; 32]), (Millis, Millis, Millis)>,
     sessions_of: HashMap<PeselKey, HashSet<[u8; 32]>>,
-    no_pesel: Vec<StoredNoPeselRequest>,
+    /// By arrival number, so the newest is last.
+    no_pesel: BTreeMap<u64, StoredNoPeselRequest>,
+    no_pesel_seq: u64,
+    no_pesel_expire_at: Option<Millis>,
+    rate: HashMap<[u8; 16], Bucket>,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose time is `clock` (tests move a manual one).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            shared: Arc::default(),
+            clock,
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -37,6 +61,13 @@ impl MemoryStore {
 }
 
 impl State {
+    fn expire_no_pesel(&mut self, now: Millis) {
+        if self.no_pesel_expire_at.is_some_and(|at| at <= now) {
+            self.no_pesel.clear();
+            self.no_pesel_expire_at = None;
+        }
+    }
+
     fn put_lock(&mut self, key: PeselKey, lock: LockState) {
         if lock.is_clear() {
             self.locks.remove(&key);
@@ -60,64 +91,85 @@ impl Store for MemoryStore {
         &self,
         key: &PeselKey,
         ticket: &str,
-        now: Millis,
         policy: &LockoutPolicy,
-    ) -> Result<Begin, StoreError> {
+    ) -> Result<Begun, StoreError> {
         let mut state = self.state();
+        let now = self.clock.now();
         let mut lock = state.locks.get(key).cloned().unwrap_or_default();
         let reservation = lock.reserve(policy, now, ticket);
         state.put_lock(*key, lock);
-        Ok(match reservation {
+        let outcome = match reservation {
             Reservation::Allowed => Begin::Allowed {
                 account: state.accounts.get(key).cloned().unwrap_or_default(),
             },
             Reservation::Locked { until } => Begin::Locked { until },
             Reservation::Contended { retry_at } => Begin::Contended { retry_at },
-        })
+        };
+        Ok(Begun { now, outcome })
     }
 
-    async fn locked_until(
-        &self,
-        key: &PeselKey,
-        now: Millis,
-    ) -> Result<Option<Millis>, StoreError> {
+    async fn locked_until(&self, key: &PeselKey) -> Result<Option<LockedUntil>, StoreError> {
         let state = self.state();
+        let now = self.clock.now();
         Ok(state
             .locks
             .get(key)
             .filter(|lock| lock.is_locked(now))
-            .map(|lock| lock.locked_until))
+            .map(|lock| LockedUntil {
+                until: lock.locked_until,
+                now,
+            }))
     }
 
     async fn settle_attempt(
         &self,
         key: &PeselKey,
         ticket: &str,
-        now: Millis,
         policy: &LockoutPolicy,
         settle: Settle,
     ) -> Result<Settled, StoreError> {
         let mut state = self.state();
-        let mut lock = state.locks.get(key).cloned().unwrap_or_default();
+        let now = self.clock.now();
+        let account = state.accounts.get(key);
+        // The same order as settle.lua: a superseded attempt or a conflict is
+        // no verdict on the secret, so it settles as neutral.
+        let superseded = matches!(&settle, Settle::Success { generation, .. }
+            if *generation != account.map_or(0, |a| a.generation));
+        let already_defined = !superseded
+            && matches!(
+                &settle,
+                Settle::Success {
+                    password: PasswordWrite::Define(_),
+                    ..
+                }
+            )
+            && account.is_some_and(|a| a.password_phc.is_some());
         let outcome = match &settle {
+            _ if superseded || already_defined => Outcome::Neutral,
             Settle::Success { .. } => Outcome::Success,
             Settle::Failure => Outcome::Failure,
             Settle::Neutral => Outcome::Neutral,
         };
+        let mut lock = state.locks.get(key).cloned().unwrap_or_default();
         let mut settled = Settled {
+            now,
             lock_started: lock.settle(policy, now, ticket, outcome),
+            already_defined,
+            superseded,
             ..Settled::default()
         };
         state.put_lock(*key, lock);
-        let Settle::Success { password, session } = settle else {
+        let Settle::Success {
+            password, session, ..
+        } = settle
+        else {
             return Ok(settled);
         };
+        if superseded || already_defined {
+            return Ok(settled);
+        }
         let account = state.accounts.entry(*key).or_default();
         match password {
-            PasswordWrite::Define(_) if account.password_phc.is_some() => {
-                settled.already_defined = true;
-                return Ok(settled);
-            }
             PasswordWrite::Define(phc) | PasswordWrite::Rehash(phc) => {
                 account.password_phc = Some(phc)
             }
@@ -152,10 +204,10 @@ impl Store for MemoryStore {
         &self,
         key: &PeselKey,
         token_hash: &[u8; 32],
-        now: Millis,
         idle: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let mut state = self.state();
+        let now = self.clock.now();
         let id = (*key, *token_hash);
         let Some((first_login, ends, expires)) = state.sessions.get(&id).copied() else {
             return Ok(None);
@@ -191,6 +243,7 @@ impl Store for MemoryStore {
         Ok(AccountStatus {
             account: state.accounts.get(key).cloned().unwrap_or_default(),
             lock: state.locks.get(key).cloned().unwrap_or_default(),
+            now: self.clock.now(),
         })
     }
 
@@ -208,11 +261,9 @@ impl Store for MemoryStore {
 
     async fn reset_account(&self, key: &PeselKey) -> Result<bool, StoreError> {
         let mut state = self.state();
-        let had = state
-            .accounts
-            .get_mut(key)
-            .and_then(|a| a.password_phc.take())
-            .is_some();
+        let account = state.accounts.entry(*key).or_default();
+        account.generation += 1;
+        let had = account.password_phc.take().is_some();
         for token in state.sessions_of.remove(key).unwrap_or_default() {
             state.sessions.remove(&(*key, token));
         }
@@ -229,19 +280,92 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn add_no_pesel_request(&self, request: &StoredNoPeselRequest) -> Result<(), StoreError> {
-        self.state().no_pesel.push(request.clone());
-        Ok(())
+    async fn add_no_pesel_request(
+        &self,
+        request: &StoredNoPeselRequest,
+        expire_at: Option<Millis>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        state.expire_no_pesel(self.clock.now());
+        if state
+            .no_pesel
+            .values()
+            .any(|r| r.reference == request.reference)
+        {
+            return Ok(false);
+        }
+        state.no_pesel_seq += 1;
+        let seq = state.no_pesel_seq;
+        state.no_pesel.insert(seq, request.clone());
+        state.no_pesel_expire_at = expire_at;
+        Ok(true)
     }
 
-    async fn list_no_pesel_requests(&self) -> Result<Vec<StoredNoPeselRequest>, StoreError> {
-        Ok(self
-            .state()
+    async fn list_no_pesel_requests(
+        &self,
+        query: &NoPeselQuery,
+    ) -> Result<NoPeselPage, StoreError> {
+        let mut state = self.state();
+        state.expire_no_pesel(self.clock.now());
+        let mut page = NoPeselPage::default();
+        let below = query.before.unwrap_or(u64::MAX);
+        let mut last = None;
+        for (seq, request) in state.no_pesel.range(..below).rev() {
+            if !query.include_handled && request.handled {
+                continue;
+            }
+            if page.requests.len() == query.limit {
+                // More to come: continue below the last one listed.
+                page.next = last;
+                break;
+            }
+            page.requests.push(request.clone());
+            last = Some(*seq);
+        }
+        Ok(page)
+    }
+
+    async fn mark_no_pesel_handled(&self, reference: &str) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        state.expire_no_pesel(self.clock.now());
+        Ok(state
             .no_pesel
+            .values_mut()
+            .find(|r| r.reference == reference)
+            .map(|r| r.handled = true)
+            .is_some())
+    }
+
+    async fn take_rate_tokens(
+        &self,
+        takes: &[RateTake],
+        policy: &RatePolicy,
+    ) -> Result<Vec<RateBalance>, StoreError> {
+        let mut state = self.state();
+        let now = self.clock.now();
+        let balances = takes
             .iter()
-            .take(NO_PESEL_LIST_LIMIT)
-            .cloned()
-            .collect())
+            .map(|t| {
+                let bucket = policy.take(state.rate.get(&t.client).copied(), t.taken, now);
+                state.rate.insert(t.client, bucket);
+                RateBalance {
+                    milli_tokens: bucket.milli_tokens,
+                    now,
+                }
+            })
+            .collect();
+        // Full buckets carry no information: forget them (as Redis expires
+        // them), now and then rather than on every batch.
+        if state.rate.len() > 10_000 {
+            state
+                .rate
+                .retain(|_, b| policy.refill(*b, now) < policy.capacity());
+        }
+        Ok(balances)
+    }
+
+    async fn migrate(&self) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     async fn purge(&self) -> Result<u64, StoreError> {

@@ -13,7 +13,9 @@ pub mod instrumented;
 pub mod memory;
 pub mod redis;
 
-use crate::domain::lockout::{LockStarted, LockState, LockoutPolicy, Millis};
+use crate::clock::Millis;
+use crate::domain::lockout::{LockStarted, LockState, LockoutPolicy};
+pub use crate::domain::rate_limit::RatePolicy;
 use crate::keys::{MaidenHash, PeselKey};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -36,12 +38,24 @@ pub struct AccountRecord {
     pub reserved: bool,
     pub password_phc: Option<String>,
     pub first_login_at: Option<Millis>,
+    /// Incremented by every helpline reset (and reclaim): an attempt settles
+    /// only if the generation it began with is still current (RULES.md,
+    /// "Account recovery").
+    pub generation: u64,
 }
 
 impl AccountRecord {
     pub fn registered(&self) -> bool {
         self.maiden_hash.is_some()
     }
+}
+
+/// What `begin_attempt` decided, and the store's time when it did: every
+/// lockout time is the store's, so replicas with skewed clocks agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Begun {
+    pub now: Millis,
+    pub outcome: Begin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +70,13 @@ pub enum Begin {
     Contended {
         retry_at: Millis,
     },
+}
+
+/// A lock in force, read by `locked_until`, with the store's time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockedUntil {
+    pub until: Millis,
+    pub now: Millis,
 }
 
 /// A session to create when an attempt succeeds.
@@ -80,8 +101,11 @@ pub enum PasswordWrite {
 pub enum Settle {
     /// Credentials right: clear the lockout streak, set the first login if
     /// absent, write the password, and create the session unless the window
-    /// has ended.
+    /// has ended. Only if the account is still at `generation` (the one the
+    /// attempt began with); otherwise nothing is written and the reservation
+    /// is released (`superseded`).
     Success {
+        generation: u64,
         password: PasswordWrite,
         session: Option<SessionSpec>,
     },
@@ -91,9 +115,15 @@ pub enum Settle {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settled {
+    /// The store's time of the settlement.
+    pub now: Millis,
     pub lock_started: Option<LockStarted>,
-    /// `Define` found a password already there; nothing was written.
+    /// `Define` found a password already there; nothing was written and the
+    /// streak is untouched (a conflict neither counts nor clears).
     pub already_defined: bool,
+    /// A reset (or reclaim) happened since the attempt began: nothing was
+    /// written, no session created.
+    pub superseded: bool,
     /// On success: the person's first login and window end.
     pub first_login_at: Option<Millis>,
     pub window_ends_at: Option<Millis>,
@@ -111,7 +141,10 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountStatus {
     pub account: AccountRecord,
+    /// As stored: not advanced to `now`.
     pub lock: LockState,
+    /// The store's time of the read.
+    pub now: Millis,
 }
 
 /// A registry row as stored: keyed hashes only.
@@ -134,10 +167,45 @@ pub struct StoredNoPeselRequest {
     pub phone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Set by the helpline (`…/handled`); stored requests are written unhandled.
+    #[serde(default)]
+    pub handled: bool,
+}
+
+/// One page of the helpline's no-PESEL list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoPeselQuery {
+    pub limit: usize,
+    /// Continue after this position (the `next` of the previous page).
+    pub before: Option<u64>,
+    pub include_handled: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoPeselPage {
+    pub requests: Vec<StoredNoPeselRequest>,
+    /// Position to continue from, when there may be more.
+    pub next: Option<u64>,
 }
 
 /// At most this many no-PESEL requests are listed at once.
 pub const NO_PESEL_LIST_LIMIT: usize = 1000;
+
+/// A replica's batch of rate-limit tokens taken for one client network since
+/// its last report. `client` is a keyed hash, never the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateTake {
+    pub client: [u8; 16],
+    pub taken: u32,
+}
+
+/// A bucket after a batch was taken: milli-tokens left (negative = in debt,
+/// at most `burst` deep) at the store's time `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateBalance {
+    pub milli_tokens: i64,
+    pub now: Millis,
+}
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -152,22 +220,19 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key: &PeselKey,
         ticket: &str,
-        now: Millis,
         policy: &LockoutPolicy,
-    ) -> Result<Begin, StoreError>;
+    ) -> Result<Begun, StoreError>;
 
-    /// When `key` is locked at `now`, until when. A read: nothing is reserved.
-    /// Lets a request that cannot be checked now (hashing pool full) still be
-    /// told the truth about a lock.
-    async fn locked_until(&self, key: &PeselKey, now: Millis)
-    -> Result<Option<Millis>, StoreError>;
+    /// Whether `key` is locked now, and until when. A read: nothing is
+    /// reserved or written. Lets a request that cannot be checked now
+    /// (hashing pool full) still be told the truth about a lock.
+    async fn locked_until(&self, key: &PeselKey) -> Result<Option<LockedUntil>, StoreError>;
 
     /// Settles the reservation `ticket` and applies the outcome atomically.
     async fn settle_attempt(
         &self,
         key: &PeselKey,
         ticket: &str,
-        now: Millis,
         policy: &LockoutPolicy,
         settle: Settle,
     ) -> Result<Settled, StoreError>;
@@ -177,7 +242,6 @@ pub trait Store: Send + Sync + 'static {
         &self,
         key: &PeselKey,
         token_hash: &[u8; 32],
-        now: Millis,
         idle: Millis,
     ) -> Result<Option<SessionRecord>, StoreError>;
 
@@ -189,17 +253,41 @@ pub trait Store: Send + Sync + 'static {
     /// Lifts a lock: failures, level and lock cleared.
     async fn unlock(&self, key: &PeselKey) -> Result<(), StoreError>;
 
-    /// Removes the password and every session; first login and window stay.
-    /// Returns whether there was a password.
+    /// Removes the password and every session and increments the account's
+    /// generation, so that no attempt begun before it can settle after it;
+    /// first login and window stay. Returns whether there was a password.
     async fn reset_account(&self, key: &PeselKey) -> Result<bool, StoreError>;
 
     /// Inserts or updates registry rows (password and first login untouched).
     async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<(), StoreError>;
 
-    async fn add_no_pesel_request(&self, request: &StoredNoPeselRequest) -> Result<(), StoreError>;
+    /// Stores a request; with `expire_at`, the requests expire then (the
+    /// census's retention). `false` (nothing written) when its reference is
+    /// already taken: the caller picks another.
+    async fn add_no_pesel_request(
+        &self,
+        request: &StoredNoPeselRequest,
+        expire_at: Option<Millis>,
+    ) -> Result<bool, StoreError>;
 
-    /// The oldest [`NO_PESEL_LIST_LIMIT`] requests, in arrival order.
-    async fn list_no_pesel_requests(&self) -> Result<Vec<StoredNoPeselRequest>, StoreError>;
+    /// A page of requests, newest first.
+    async fn list_no_pesel_requests(&self, query: &NoPeselQuery)
+    -> Result<NoPeselPage, StoreError>;
+
+    /// Marks a request handled; `false` when there is no such request.
+    async fn mark_no_pesel_handled(&self, reference: &str) -> Result<bool, StoreError>;
+
+    /// Takes each batch from its client's shared bucket, atomically per client,
+    /// and returns the balances in the same order.
+    async fn take_rate_tokens(
+        &self,
+        takes: &[RateTake],
+        policy: &RatePolicy,
+    ) -> Result<Vec<RateBalance>, StoreError>;
+
+    /// Brings data written by an older version to the current layout (run at
+    /// start-up; idempotent). Returns how many records moved.
+    async fn migrate(&self) -> Result<u64, StoreError>;
 
     /// Deletes all census data. Returns how many keys or records went.
     async fn purge(&self) -> Result<u64, StoreError>;

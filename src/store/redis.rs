@@ -12,7 +12,18 @@
 //! | `census:{<k>}:acct` | hash | `mn` maiden-name hash, `rsv`, `pw` PHC, `fl` first login |
 //! | `census:{<k>}:ss`   | set  | hashes of the person's session tokens |
 //! | `census:{<k>}:s:<token hash>` | hash | `fl`, `we`; expires with the session |
-//! | `census:nopesel`    | list | no-PESEL requests (JSON) |
+//! | `census:rl:{<c>}`   | hash | rate-limit bucket of a client network (`<c>` keyed hash) `t` milli-tokens, `at`; expires once full |
+//! | `census:{nopesel}:seq`  | string | arrival counter of no-PESEL requests |
+//! | `census:{nopesel}:all`  | zset | references by arrival number |
+//! | `census:{nopesel}:open` | zset | the same, not yet handled |
+//! | `census:{nopesel}:req`  | hash | reference → request JSON |
+//!
+//! The `{nopesel}` keys expire together at `census.closes_at` + `census.retention`
+//! (when the census has an end). Before this layout the requests were a list
+//! `census:nopesel`; [`Store::migrate`] moves it over at start-up.
+//!
+//! Time: every script reads Redis `TIME` (see `lua/time.lua`), so replicas
+//! with skewed clocks agree on lock ends, reservations and sessions.
 //!
 //! Every call is bounded by `store.timeout`; a call that does not finish in
 //! time is an [`StoreError::Unavailable`] and the caller fails closed. The
@@ -31,6 +42,8 @@
 //! replicas and survives a failover to one of them.
 
 use super::*;
+use crate::clock::Clock;
+use crate::domain::lockout::CONTENDED_RETRY;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{
@@ -42,26 +55,43 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::Mutex as AsyncMutex;
 
-macro_rules! lockout_script {
-    ($file:literal) => {
+/// A script with the preludes it needs (`time.lua`, and `lockout.lua` for the
+/// lockout transitions).
+macro_rules! script {
+    (lockout $file:literal) => {
         LazyLock::new(|| {
             Script::new(concat!(
+                include_str!("lua/time.lua"),
                 include_str!("lua/lockout.lua"),
                 include_str!($file)
             ))
         })
     };
+    (timed $file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("lua/time.lua"), include_str!($file))))
+    };
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(include_str!($file)))
+    };
 }
-static BEGIN: LazyLock<Script> = lockout_script!("lua/begin.lua");
-static SETTLE: LazyLock<Script> = lockout_script!("lua/settle.lua");
-static TOUCH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/touch_session.lua")));
-static DELETE_SESSION: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/delete_session.lua")));
-static RESET: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/reset_account.lua")));
+static BEGIN: LazyLock<Script> = script!(lockout "lua/begin.lua");
+static SETTLE: LazyLock<Script> = script!(lockout "lua/settle.lua");
+static TOUCH: LazyLock<Script> = script!(timed "lua/touch_session.lua");
+static LOCKED_UNTIL: LazyLock<Script> = script!(timed "lua/locked_until.lua");
+static ACCOUNT_STATUS: LazyLock<Script> = script!(timed "lua/account_status.lua");
+static RATE_TAKE: LazyLock<Script> = script!(timed "lua/rate_take.lua");
+static DELETE_SESSION: LazyLock<Script> = script!("lua/delete_session.lua");
+static RESET: LazyLock<Script> = script!("lua/reset_account.lua");
+static NOPESEL_ADD: LazyLock<Script> = script!("lua/nopesel_add.lua");
+static NOPESEL_LIST: LazyLock<Script> = script!("lua/nopesel_list.lua");
+static NOPESEL_HANDLED: LazyLock<Script> = script!("lua/nopesel_handled.lua");
 
-const NO_PESEL_KEY: &str = "census:nopesel";
+/// The list of no-PESEL requests before the `{nopesel}` layout.
+const OLD_NO_PESEL_KEY: &str = "census:nopesel";
+const NO_PESEL_SEQ: &str = "census:{nopesel}:seq";
+const NO_PESEL_ALL: &str = "census:{nopesel}:all";
+const NO_PESEL_OPEN: &str = "census:{nopesel}:open";
+const NO_PESEL_REQ: &str = "census:{nopesel}:req";
 
 /// One connection handle for any topology. Single and Cluster reconnect by
 /// themselves; a Sentinel connection is dropped on error and the master
@@ -123,6 +153,9 @@ pub struct RedisOptions {
     pub password: Option<SecretString>,
     /// `AUTH` of the Sentinels (their own `requirepass`).
     pub sentinel_password: Option<SecretString>,
+    /// Tests that replay the lockout model with chosen times pass their clock
+    /// here; otherwise (always in production) the scripts read Redis `TIME`.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 /// `url` as connection info, with `password` unless the URL names one.
@@ -164,8 +197,10 @@ pub struct RedisStore {
     /// connecting awaits while holding it, so that a burst does not open one
     /// connection per request.
     conn: AsyncMutex<Option<Conn>>,
-    /// `WAIT` after every settlement: (replicas, timeout in ms); 0 replicas = off.
+    /// `WAIT` after every reservation and settlement: (replicas, timeout in
+    /// ms); 0 replicas = off.
     wait: (u32, u64),
+    clock: Option<Arc<dyn Clock>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -198,6 +233,7 @@ impl RedisStore {
             wait_timeout,
             password,
             sentinel_password,
+            clock,
         } = options;
         let wait = (wait_replicas, wait_timeout.as_millis() as u64);
         if url.trim_start().starts_with("redis+sentinel://") {
@@ -227,6 +263,7 @@ impl RedisStore {
                 timeout,
                 conn: AsyncMutex::new(None),
                 wait,
+                clock,
             }));
         }
         let nodes = url
@@ -260,6 +297,7 @@ impl RedisStore {
             timeout,
             conn: AsyncMutex::new(conn),
             wait,
+            clock,
         }))
     }
 
@@ -326,30 +364,103 @@ impl RedisStore {
     fn session_key(k: &PeselKey, token_hash: &[u8; 32]) -> String {
         Self::key(k, &format!("s:{}", hex::encode(token_hash)))
     }
+
+    /// The scripts' first argument: empty (= Redis `TIME`) unless a test clock is set.
+    fn now_arg(&self) -> String {
+        self.clock
+            .as_ref()
+            .map(|c| c.now().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Runs one script, followed by `WAIT` when replicas must acknowledge.
+    async fn invoke_waiting<T: ::redis::FromRedisValue + Send>(
+        &self,
+        inv: ::redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let wait = self.wait;
+        self.run(|mut c| async move {
+            if wait.0 == 0 {
+                return inv.invoke_async(&mut c).await.map_err(unavailable);
+            }
+            invoke_and_wait(&mut c, &inv, wait).await
+        })
+        .await
+    }
+
+    /// Runs one script invocation per item, atomically each: one pipeline on
+    /// a single node; on a cluster, where a pipeline must stay in one slot,
+    /// as separate calls in flight together.
+    async fn invoke_each<T: ::redis::FromRedisValue + Send + 'static>(
+        &self,
+        invocations: Vec<::redis::ScriptInvocation<'static>>,
+    ) -> Result<Vec<T>, StoreError> {
+        if invocations.is_empty() {
+            return Ok(Vec::new());
+        }
+        if matches!(self.topology, Topology::Cluster(_)) {
+            return self
+                .run(|c| async move {
+                    futures::future::try_join_all(invocations.iter().map(|inv| {
+                        let mut c = c.clone();
+                        async move { inv.invoke_async::<T>(&mut c).await }
+                    }))
+                    .await
+                    .map_err(unavailable)
+                })
+                .await;
+        }
+        self.run(|mut c| async move {
+            for attempt in 0..2 {
+                let mut pipe = ::redis::pipe();
+                for inv in &invocations {
+                    pipe.invoke_script(inv);
+                }
+                match pipe.query_async::<Vec<T>>(&mut c).await {
+                    Ok(r) => return Ok(r),
+                    Err(e) if attempt == 0 && is_noscript(&e) => {
+                        invocations[0]
+                            .load_async(&mut c)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                    Err(e) => return Err(unavailable(e)),
+                }
+            }
+            Err(unavailable("script could not be loaded"))
+        })
+        .await
+    }
 }
 
-/// The settlement script and `WAIT` in one round trip. Pipelines do not
-/// reload a script the server has forgotten (e.g. a freshly promoted
-/// replica), so on NOSCRIPT it is loaded and the pipeline sent once more.
-async fn settle_and_wait(
+fn is_noscript(e: &::redis::RedisError) -> bool {
+    e.to_string().to_ascii_lowercase().contains("noscript")
+}
+
+/// A script and `WAIT` in one round trip: reservations and settlements
+/// both, so that after a failover neither a ticket nor its outcome is
+/// missing. Pipelines do not reload a script the server has forgotten (e.g. a
+/// freshly promoted replica), so on NOSCRIPT it is loaded and the pipeline
+/// sent once more.
+async fn invoke_and_wait<T: ::redis::FromRedisValue>(
     conn: &mut Conn,
     inv: &::redis::ScriptInvocation<'_>,
     (replicas, timeout_ms): (u32, u64),
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<T, StoreError> {
     for attempt in 0..2 {
         let mut pipe = ::redis::pipe();
         pipe.invoke_script(inv)
             .cmd("WAIT")
             .arg(replicas)
             .arg(timeout_ms);
-        match pipe.query_async::<(Vec<i64>, i64)>(conn).await {
+        match pipe.query_async::<(T, i64)>(conn).await {
             Ok((reply, acked)) if acked >= i64::from(replicas) => return Ok(reply),
             Ok((_, acked)) => {
                 return Err(unavailable(format!(
                     "written but acknowledged by {acked} of {replicas} replicas"
                 )));
             }
-            Err(e) if attempt == 0 && e.to_string().to_ascii_lowercase().contains("noscript") => {
+            Err(e) if attempt == 0 && is_noscript(&e) => {
                 inv.load_async(conn).await.map_err(unavailable)?;
             }
             Err(e) => return Err(unavailable(e)),
@@ -364,7 +475,8 @@ fn policy_args(inv: &mut ::redis::ScriptInvocation<'_>, p: &LockoutPolicy) {
         .arg(p.multiplier)
         .arg(p.max_block)
         .arg(p.forget_after)
-        .arg(p.reservation_ttl);
+        .arg(p.reservation_ttl)
+        .arg(CONTENDED_RETRY);
 }
 
 fn opt_millis(s: &str) -> Result<Option<Millis>, StoreError> {
@@ -376,7 +488,13 @@ fn opt_millis(s: &str) -> Result<Option<Millis>, StoreError> {
         .map_err(|_| StoreError::Corrupt("bad timestamp".into()))
 }
 
-fn parse_account(mn: &str, rsv: &str, pw: &str, fl: &str) -> Result<AccountRecord, StoreError> {
+fn parse_account(
+    mn: &str,
+    rsv: &str,
+    pw: &str,
+    fl: &str,
+    generation: &str,
+) -> Result<AccountRecord, StoreError> {
     let maiden_hash = if mn.is_empty() {
         None
     } else {
@@ -390,6 +508,13 @@ fn parse_account(mn: &str, rsv: &str, pw: &str, fl: &str) -> Result<AccountRecor
         reserved: rsv == "1",
         password_phc: (!pw.is_empty()).then(|| pw.to_owned()),
         first_login_at: opt_millis(fl)?,
+        generation: if generation.is_empty() {
+            0
+        } else {
+            generation
+                .parse()
+                .map_err(|_| StoreError::Corrupt("bad generation".into()))?
+        },
     })
 }
 
@@ -422,48 +547,50 @@ impl Store for RedisStore {
         &self,
         key: &PeselKey,
         ticket: &str,
-        now: Millis,
         policy: &LockoutPolicy,
-    ) -> Result<Begin, StoreError> {
+    ) -> Result<Begun, StoreError> {
         let mut inv = BEGIN.prepare_invoke();
         inv.key(Self::key(key, "lock"))
             .key(Self::key(key, "pend"))
             .key(Self::key(key, "acct"))
-            .arg(now);
+            .arg(self.now_arg());
         policy_args(&mut inv, policy);
         inv.arg(ticket);
-        let (status, t, mn, rsv, pw, fl): (String, i64, String, String, String, String) = self
-            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
-            .await?;
-        match status.as_str() {
-            "allowed" => Ok(Begin::Allowed {
-                account: parse_account(&mn, &rsv, &pw, &fl)?,
-            }),
-            "locked" => Ok(Begin::Locked { until: t }),
-            "contended" => Ok(Begin::Contended { retry_at: t }),
-            other => Err(StoreError::Corrupt(format!("begin status {other}"))),
-        }
+        type Reply = (String, i64, String, String, String, String, String, i64);
+        let (status, t, mn, rsv, pw, fl, generation, now): Reply = self.invoke_waiting(inv).await?;
+        let outcome = match status.as_str() {
+            "allowed" => Begin::Allowed {
+                account: parse_account(&mn, &rsv, &pw, &fl, &generation)?,
+            },
+            "locked" => Begin::Locked { until: t },
+            "contended" => Begin::Contended { retry_at: t },
+            other => return Err(StoreError::Corrupt(format!("begin status {other}"))),
+        };
+        Ok(Begun { now, outcome })
     }
 
     async fn settle_attempt(
         &self,
         key: &PeselKey,
         ticket: &str,
-        now: Millis,
         policy: &LockoutPolicy,
         settle: Settle,
     ) -> Result<Settled, StoreError> {
-        let (outcome, mode, phc, session) = match &settle {
-            Settle::Success { password, session } => {
+        let (outcome, mode, phc, session, generation) = match &settle {
+            Settle::Success {
+                generation,
+                password,
+                session,
+            } => {
                 let (mode, phc) = match password {
                     PasswordWrite::Keep => ("", ""),
                     PasswordWrite::Define(p) => ("D", p.as_str()),
                     PasswordWrite::Rehash(p) => ("R", p.as_str()),
                 };
-                ("S", mode, phc, session.as_ref())
+                ("S", mode, phc, session.as_ref(), *generation)
             }
-            Settle::Failure => ("F", "", "", None),
-            Settle::Neutral => ("N", "", "", None),
+            Settle::Failure => ("F", "", "", None, 0),
+            Settle::Neutral => ("N", "", "", None, 0),
         };
         let token = session.map_or([0u8; 32], |s| s.token_hash);
         let mut inv = SETTLE.prepare_invoke();
@@ -472,7 +599,7 @@ impl Store for RedisStore {
             .key(Self::key(key, "acct"))
             .key(Self::key(key, "ss"))
             .key(Self::session_key(key, &token))
-            .arg(now);
+            .arg(self.now_arg());
         policy_args(&mut inv, policy);
         inv.arg(ticket)
             .arg(outcome)
@@ -482,26 +609,31 @@ impl Store for RedisStore {
             .arg(hex::encode(token))
             .arg(session.map_or(0, |s| s.idle))
             .arg(session.map_or(0, |s| s.window))
-            .arg(session.and_then(|s| s.closes_at).unwrap_or(-1));
-        let wait = self.wait;
-        let r: Vec<i64> = self
-            .run(|mut c| async move {
-                if wait.0 == 0 {
-                    return inv.invoke_async(&mut c).await.map_err(unavailable);
-                }
-                settle_and_wait(&mut c, &inv, wait).await
-            })
-            .await?;
-        let [level, until, already, first_login, window_end, expires] = r[..] else {
+            .arg(session.and_then(|s| s.closes_at).unwrap_or(-1))
+            .arg(generation);
+        let r: Vec<i64> = self.invoke_waiting(inv).await?;
+        let [
+            level,
+            until,
+            already,
+            first_login,
+            window_end,
+            expires,
+            superseded,
+            now,
+        ] = r[..]
+        else {
             return Err(StoreError::Corrupt("settle reply".into()));
         };
-        let success = outcome == "S" && already == 0;
+        let success = outcome == "S" && already == 0 && superseded == 0;
         Ok(Settled {
+            now,
             lock_started: (level > 0).then_some(crate::domain::lockout::LockStarted {
                 level: level as u32,
                 until,
             }),
             already_defined: already == 1,
+            superseded: superseded == 1,
             first_login_at: success.then_some(first_login),
             window_ends_at: (success && session.is_some()).then_some(window_end),
             session: (expires > 0).then_some(SessionRecord {
@@ -516,12 +648,11 @@ impl Store for RedisStore {
         &self,
         key: &PeselKey,
         token_hash: &[u8; 32],
-        now: Millis,
         idle: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let mut inv = TOUCH.prepare_invoke();
         inv.key(Self::session_key(key, token_hash))
-            .arg(now)
+            .arg(self.now_arg())
             .arg(idle);
         let r: Option<(i64, i64, i64)> = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
@@ -549,49 +680,40 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn locked_until(
-        &self,
-        key: &PeselKey,
-        now: Millis,
-    ) -> Result<Option<Millis>, StoreError> {
-        let lock = Self::key(key, "lock");
-        let until: Option<i64> = self
-            .run(|mut c| async move {
-                ::redis::cmd("HGET")
-                    .arg(lock)
-                    .arg("u")
-                    .query_async(&mut c)
-                    .await
-                    .map_err(unavailable)
-            })
+    async fn locked_until(&self, key: &PeselKey) -> Result<Option<LockedUntil>, StoreError> {
+        let mut inv = LOCKED_UNTIL.prepare_invoke();
+        inv.key(Self::key(key, "lock")).arg(self.now_arg());
+        let (until, now): (i64, i64) = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
             .await?;
-        Ok(until.filter(|&u| u > now))
+        Ok((until > 0).then_some(LockedUntil { until, now }))
     }
 
     async fn account_status(&self, key: &PeselKey) -> Result<AccountStatus, StoreError> {
-        let mut pipe = ::redis::pipe();
-        pipe.cmd("HMGET")
-            .arg(Self::key(key, "acct"))
-            .arg(&["mn", "rsv", "pw", "fl"])
-            .cmd("HMGET")
-            .arg(Self::key(key, "lock"))
-            .arg(&["f", "l", "u", "lf"])
-            .zrange_withscores(Self::key(key, "pend"), 0, -1);
-        type Reply = (Vec<Option<String>>, Vec<Option<i64>>, Vec<(String, i64)>);
-        let (acct, lock, pending): Reply = self
-            .run(|mut c| async move { pipe.query_async(&mut c).await.map_err(unavailable) })
+        let mut inv = ACCOUNT_STATUS.prepare_invoke();
+        inv.key(Self::key(key, "acct"))
+            .key(Self::key(key, "lock"))
+            .key(Self::key(key, "pend"))
+            .arg(self.now_arg());
+        let r: Vec<String> = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
             .await?;
-        let field = |i: usize| acct.get(i).cloned().flatten().unwrap_or_default();
-        let num = |i: usize| lock.get(i).copied().flatten().unwrap_or(0);
+        let corrupt = || StoreError::Corrupt("account status reply".into());
+        let (fixed, pending) = r.split_at_checked(10).ok_or_else(corrupt)?;
+        let num = |s: &str| s.parse::<i64>().map_err(|_| corrupt());
         Ok(AccountStatus {
-            account: parse_account(&field(0), &field(1), &field(2), &field(3))?,
+            account: parse_account(&fixed[0], &fixed[1], &fixed[2], &fixed[3], &fixed[4])?,
             lock: LockState {
-                failures: num(0) as u32,
-                level: num(1) as u32,
-                locked_until: num(2),
-                last_failure: num(3),
-                pending: pending.into_iter().collect(),
+                failures: num(&fixed[5])? as u32,
+                level: num(&fixed[6])? as u32,
+                locked_until: num(&fixed[7])?,
+                last_failure: num(&fixed[8])?,
+                pending: pending
+                    .chunks_exact(2)
+                    .map(|p| Ok((p[0].clone(), num(&p[1])?)))
+                    .collect::<Result<_, StoreError>>()?,
             },
+            now: num(&fixed[9])?,
         })
     }
 
@@ -658,35 +780,132 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn add_no_pesel_request(&self, request: &StoredNoPeselRequest) -> Result<(), StoreError> {
+    async fn add_no_pesel_request(
+        &self,
+        request: &StoredNoPeselRequest,
+        expire_at: Option<Millis>,
+    ) -> Result<bool, StoreError> {
         let json =
             serde_json::to_string(request).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.run(|mut c| async move {
-            ::redis::cmd("RPUSH")
-                .arg(NO_PESEL_KEY)
-                .arg(json)
-                .query_async::<()>(&mut c)
-                .await
-                .map_err(unavailable)
-        })
-        .await
+        let mut inv = NOPESEL_ADD.prepare_invoke();
+        inv.key(NO_PESEL_SEQ)
+            .key(NO_PESEL_ALL)
+            .key(NO_PESEL_OPEN)
+            .key(NO_PESEL_REQ)
+            .arg(&request.reference)
+            .arg(json)
+            .arg(expire_at.map(|t| t.to_string()).unwrap_or_default());
+        let seq: i64 = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        Ok(seq > 0)
     }
 
-    async fn list_no_pesel_requests(&self) -> Result<Vec<StoredNoPeselRequest>, StoreError> {
+    async fn list_no_pesel_requests(
+        &self,
+        query: &NoPeselQuery,
+    ) -> Result<NoPeselPage, StoreError> {
+        let mut inv = NOPESEL_LIST.prepare_invoke();
+        inv.key(if query.include_handled {
+            NO_PESEL_ALL
+        } else {
+            NO_PESEL_OPEN
+        })
+        .key(NO_PESEL_OPEN)
+        .key(NO_PESEL_REQ)
+        .arg(query.before.map_or("+inf".to_owned(), |b| format!("({b}")))
+        .arg(query.limit);
         let raw: Vec<String> = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        let corrupt = |e: &dyn std::fmt::Display| StoreError::Corrupt(e.to_string());
+        let mut page = NoPeselPage::default();
+        let mut last = None;
+        for triple in raw.chunks_exact(3) {
+            let seq: u64 = triple[0].parse().map_err(|e| corrupt(&e))?;
+            if page.requests.len() == query.limit {
+                // More to come: continue below the last one listed.
+                page.next = last;
+                break;
+            }
+            last = Some(seq);
+            let mut request: StoredNoPeselRequest =
+                serde_json::from_str(&triple[1]).map_err(|e| corrupt(&e))?;
+            request.handled = triple[2] == "1";
+            page.requests.push(request);
+        }
+        Ok(page)
+    }
+
+    async fn mark_no_pesel_handled(&self, reference: &str) -> Result<bool, StoreError> {
+        let mut inv = NOPESEL_HANDLED.prepare_invoke();
+        inv.key(NO_PESEL_OPEN).key(NO_PESEL_REQ).arg(reference);
+        let found: i64 = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        Ok(found == 1)
+    }
+
+    async fn take_rate_tokens(
+        &self,
+        takes: &[RateTake],
+        policy: &RatePolicy,
+    ) -> Result<Vec<RateBalance>, StoreError> {
+        let now = self.now_arg();
+        let invocations = takes
+            .iter()
+            .map(|t| {
+                let mut inv = RATE_TAKE.prepare_invoke();
+                inv.key(format!("census:rl:{{{}}}", hex::encode(t.client)))
+                    .arg(&now)
+                    .arg(policy.per_minute)
+                    .arg(policy.burst)
+                    .arg(t.taken);
+                inv
+            })
+            .collect();
+        let replies: Vec<(i64, i64)> = self.invoke_each(invocations).await?;
+        Ok(replies
+            .into_iter()
+            .map(|(milli_tokens, now)| RateBalance { milli_tokens, now })
+            .collect())
+    }
+
+    /// Moves the no-PESEL list of the old layout into `{nopesel}`, in arrival
+    /// order. Safe to run on several replicas at once: each request is added
+    /// only if its reference is not there yet, and the old list goes last.
+    async fn migrate(&self) -> Result<u64, StoreError> {
+        let old: Vec<String> = self
             .run(|mut c| async move {
                 ::redis::cmd("LRANGE")
-                    .arg(NO_PESEL_KEY)
+                    .arg(OLD_NO_PESEL_KEY)
                     .arg(0)
-                    .arg(NO_PESEL_LIST_LIMIT as i64 - 1)
+                    .arg(-1)
                     .query_async(&mut c)
                     .await
                     .map_err(unavailable)
             })
             .await?;
-        raw.iter()
-            .map(|s| serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .collect()
+        let mut moved = 0;
+        for json in &old {
+            let request: StoredNoPeselRequest =
+                serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if self.add_no_pesel_request(&request, None).await? {
+                moved += 1;
+            }
+        }
+        if !old.is_empty() {
+            self.run(|mut c| async move {
+                ::redis::cmd("DEL")
+                    .arg(OLD_NO_PESEL_KEY)
+                    .query_async::<()>(&mut c)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+            tracing::info!(moved, "no-PESEL requests moved to the {{nopesel}} layout");
+        }
+        Ok(moved)
     }
 
     async fn purge(&self) -> Result<u64, StoreError> {
@@ -696,7 +915,7 @@ impl Store for RedisStore {
         };
         if nodes.is_empty() {
             let conn = self.conn().await?;
-            return purge_node(conn).await;
+            return purge_plain(conn).await;
         }
         // SCAN is per node: walk every node given (each master of a cluster
         // must be listed in store.redis_url for a complete purge).
@@ -717,10 +936,6 @@ impl Store for RedisStore {
         }
         Ok(total)
     }
-}
-
-async fn purge_node(conn: Conn) -> Result<u64, StoreError> {
-    purge_plain(conn).await
 }
 
 /// Deletes every `census:*` key reachable through `conn`, in batches; one key

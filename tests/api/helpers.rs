@@ -5,7 +5,7 @@
 use crate::support::redis_server;
 use census_login::config::Settings;
 use census_login::keys::Keys;
-use census_login::startup::{Application, ShutdownHandle};
+use census_login::startup::{Application, Clocks, ShutdownHandle};
 use figment::Figment;
 use reqwest::{Client, Response};
 use secrecy::SecretString;
@@ -228,8 +228,19 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     t
 }
 
+/// As [`spawn_with`], with the service's clock (and the memory store's) given.
+pub async fn spawn_with_clocks(settings: Settings, clocks: Clocks) -> TestApp {
+    let t = spawn_unready_with(settings, clocks).await;
+    t.wait_ready().await;
+    t
+}
+
 /// As [`spawn_with`], without waiting for readiness.
 pub async fn spawn_unready(settings: Settings) -> TestApp {
+    spawn_unready_with(settings, Clocks::default()).await
+}
+
+async fn spawn_unready_with(settings: Settings, clocks: Clocks) -> TestApp {
     // TEST_LOG=1 shows the service's warnings while debugging a test.
     if std::env::var_os("TEST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -237,7 +248,9 @@ pub async fn spawn_unready(settings: Settings) -> TestApp {
             .with_test_writer()
             .try_init();
     }
-    let app = Application::build(settings).await.expect("app builds");
+    let app = Application::build_with_clocks(settings, clocks)
+        .await
+        .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.public_port());
     let admin = format!("http://127.0.0.1:{}", app.admin_port());
     let shutdown = app.shutdown_handle();

@@ -11,6 +11,7 @@ mod limits;
 mod login;
 mod protocol;
 mod redis_ops;
+mod security;
 mod sentinel;
 mod sessions;
 mod store_contract;

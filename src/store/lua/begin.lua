@@ -1,9 +1,10 @@
 -- KEYS: lock hash, pending zset, account hash.
--- ARGV: now, policy (6 values), ticket.
--- Returns {status, time, maiden hash, reserved, password, first login}.
-local now = tonumber(ARGV[1])
+-- ARGV: now ('' = TIME), policy (7 values), ticket.
+-- Returns {status, time, maiden hash, reserved, password, first login, generation, now}.
+local now = store_now(ARGV[1])
 local p = policy(ARGV, 2)
 local s = load_lock(KEYS[1])
+local before = copy(s)
 advance(s, p, KEYS[2], now)
 local status, t = 'allowed', 0
 if s.u > now then
@@ -13,12 +14,13 @@ else
   local budget = 1
   if s.l == 0 then budget = math.max(p.maxf - s.f, 0) end
   if redis.call('ZCARD', KEYS[2]) >= budget then
-    status, t = 'contended', now + 1000 -- CONTENDED_RETRY in lockout.rs
+    status, t = 'contended', now + p.retry
   else
-    redis.call('ZADD', KEYS[2], now + p.ttl, ARGV[8])
+    redis.call('ZADD', KEYS[2], now + p.ttl, ARGV[9])
+    keep_pending(KEYS[2], p)
   end
 end
-save_lock(KEYS[1], KEYS[2], s, p)
-if status ~= 'allowed' then return { status, t, '', '', '', '' } end
-local a = redis.call('HMGET', KEYS[3], 'mn', 'rsv', 'pw', 'fl')
-return { status, 0, a[1] or '', a[2] or '', a[3] or '', a[4] or '' }
+save_lock(KEYS[1], KEYS[2], s, p, before)
+if status ~= 'allowed' then return { status, t, '', '', '', '', '', now } end
+local a = redis.call('HMGET', KEYS[3], 'mn', 'rsv', 'pw', 'fl', 'gen')
+return { status, 0, a[1] or '', a[2] or '', a[3] or '', a[4] or '', a[5] or '', now }

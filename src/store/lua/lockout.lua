@@ -2,10 +2,12 @@
 -- src/domain/lockout.rs, line for line. Times are milliseconds since the epoch.
 -- Lock hash fields: f = failures, l = level, u = locked until, lf = last failure.
 
+-- Seven values: LockoutPolicy's six, then the contended retry (CONTENDED_RETRY).
 local function policy(argv, i)
   return {
     maxf = tonumber(argv[i]), base = tonumber(argv[i + 1]), mult = tonumber(argv[i + 2]),
     max = tonumber(argv[i + 3]), forget = tonumber(argv[i + 4]), ttl = tonumber(argv[i + 5]),
+    retry = tonumber(argv[i + 6]),
   }
 end
 
@@ -39,26 +41,48 @@ local function fail(s, p, now)
   return { s.l, s.u }
 end
 
--- Expired reservations count as failures; then an old streak is forgotten.
-local function advance(s, p, pend, now)
-  local expired = redis.call('ZRANGEBYSCORE', pend, '-inf', now)
-  if #expired > 0 then
-    redis.call('ZREMRANGEBYSCORE', pend, '-inf', now)
-    for _ = 1, #expired do fail(s, p, now) end
-  end
+local function forget_if_quiet(s, p, now)
   local from = s.lf
   if s.l > 0 then from = s.u end
   if (s.f > 0 or s.l > 0) and from + p.forget <= now then clear(s) end
 end
 
--- Writes the state back; keys expire once nothing about them matters any more.
-local function save_lock(key, pend, s, p)
-  if s.f == 0 and s.l == 0 and s.u == 0 then
-    redis.call('DEL', key)
-  else
-    redis.call('HSET', key, 'f', s.f, 'l', s.l, 'u', s.u, 'lf', s.lf)
-    redis.call('PEXPIREAT', key, math.max(s.u, s.lf) + p.forget + 1000)
+-- Each expired reservation is a failure at the time it expired (in score, then
+-- member order); then an old streak is forgotten.
+local function advance(s, p, pend, now)
+  local expired = redis.call('ZRANGEBYSCORE', pend, '-inf', now, 'WITHSCORES')
+  if #expired > 0 then
+    redis.call('ZREMRANGEBYSCORE', pend, '-inf', now)
+    for i = 2, #expired, 2 do
+      local at = tonumber(expired[i])
+      forget_if_quiet(s, p, at)
+      fail(s, p, at)
+    end
   end
+  forget_if_quiet(s, p, now)
+end
+
+-- Writes the state back, only when it changed (a refused attempt during a lock
+-- writes nothing: no replication, no AOF). Keys expire once nothing about them
+-- matters any more; a reservation is kept until a failure at its expiry would
+-- have been forgotten, so it counts whenever the next attempt comes.
+local function save_lock(key, pend, s, p, before)
+  local changed = s.f ~= before.f or s.l ~= before.l or s.u ~= before.u or s.lf ~= before.lf
+  if changed then
+    if s.f == 0 and s.l == 0 and s.u == 0 then
+      redis.call('DEL', key)
+    else
+      redis.call('HSET', key, 'f', s.f, 'l', s.l, 'u', s.u, 'lf', s.lf)
+      redis.call('PEXPIREAT', key, math.max(s.u, s.lf) + p.forget + 1000)
+    end
+  end
+end
+
+local function keep_pending(pend, p)
   local last = redis.call('ZRANGE', pend, -1, -1, 'WITHSCORES')
-  if #last > 0 then redis.call('PEXPIREAT', pend, tonumber(last[2]) + 1000) end
+  if #last > 0 then redis.call('PEXPIREAT', pend, tonumber(last[2]) + p.forget + 1000) end
+end
+
+local function copy(s)
+  return { f = s.f, l = s.l, u = s.u, lf = s.lf }
 end

@@ -1,7 +1,8 @@
--- KEYS: session hash. ARGV: now, idle. Returns nil or {first login, window end, expiry}.
+-- KEYS: session hash. ARGV: now ('' = TIME), idle.
+-- Returns nil or {first login, window end, expiry}.
 local v = redis.call('HMGET', KEYS[1], 'fl', 'we')
 if not v[1] then return false end
-local now = tonumber(ARGV[1])
+local now = store_now(ARGV[1])
 local fl, we = tonumber(v[1]), tonumber(v[2])
 local exp = math.min(now + tonumber(ARGV[2]), we)
 if exp <= now then
