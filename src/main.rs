@@ -200,11 +200,11 @@ async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
 }
 
 async fn unlock(settings: Settings, pesel: &str) -> ExitCode {
-    let auth = match census_login::startup::build_auth(
-        &settings,
-        Arc::new(Metrics::new("cli")),
-        &Clocks::default(),
-    ) {
+    let (metrics, clocks) = (Arc::new(Metrics::new("cli")), Clocks::default());
+    let keys = Arc::new(Keys::from_pepper(&pepper(&settings)));
+    let auth = match build_store(&settings, metrics.clone(), &clocks).and_then(|store| {
+        census_login::startup::build_auth(&settings, metrics, &clocks, store, keys)
+    }) {
         Ok(a) => a,
         Err(e) => return fail(&e.to_string()),
     };

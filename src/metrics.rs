@@ -3,10 +3,31 @@
 //! `Application` owns its own registry, so tests can run several in one process.
 //! Label values are bounded: routes are patterns, never a PESEL, IP or id.
 
+use crate::problem_code::ProblemCode;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// The `op` label values of the store metrics, one per `Store` method.
+pub const STORE_OPERATIONS: &[&str] = &[
+    "ping",
+    "begin_attempt",
+    "locked_until",
+    "settle_attempt",
+    "touch_session",
+    "delete_session",
+    "account_status",
+    "unlock",
+    "reset_account",
+    "upsert_registry",
+    "add_no_pesel_request",
+    "list_no_pesel_requests",
+    "mark_no_pesel_handled",
+    "take_rate_tokens",
+    "migrate",
+    "purge",
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -150,41 +171,41 @@ impl Metrics {
     /// Creates every known label combination at zero, so that the first event
     /// after a deploy shows up in `rate()` and panels show 0 rather than no data.
     fn touch_known_labels(&self) {
-        const RESULTS: &[&str] = &[
-            "ok",
-            "invalid_credentials",
-            "identity_not_verified",
-            "locked",
-            "window_closed",
-            "census_not_open",
-            "census_closed",
-            "password_already_defined",
-            "pesel_reserved",
-            "validation_failed",
-            "overloaded",
-            "rate_limited",
-            "store_unavailable",
+        use ProblemCode::*;
+        const OUTCOMES: &[ProblemCode] = &[
+            InvalidCredentials,
+            IdentityNotVerified,
+            AccountLocked,
+            SurveyWindowClosed,
+            CensusNotOpen,
+            CensusClosed,
+            PasswordAlreadyDefined,
+            PeselReserved,
+            ValidationFailed,
+            Overloaded,
+            RateLimited,
+            StoreUnavailable,
         ];
         for flow in ["define", "login"] {
-            for result in RESULTS {
-                if flow == "login"
-                    && matches!(
-                        *result,
-                        "identity_not_verified" | "password_already_defined" | "pesel_reserved"
-                    )
+            self.auth_outcomes.with_label_values(&[flow, "ok"]);
+            for code in OUTCOMES {
+                let only_define = matches!(
+                    code,
+                    IdentityNotVerified | PasswordAlreadyDefined | PeselReserved
+                );
+                if (flow == "login" && only_define)
+                    || (flow == "define" && *code == SurveyWindowClosed)
                 {
                     continue;
                 }
-                if flow == "define" && *result == "window_closed" {
-                    continue;
-                }
-                self.auth_outcomes.with_label_values(&[flow, result]);
+                self.auth_outcomes
+                    .with_label_values(&[flow, code.outcome_label()]);
             }
         }
         for level in ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10+"] {
             self.locks_started.with_label_values(&[level]);
         }
-        for op in crate::store::instrumented::OPERATIONS {
+        for op in STORE_OPERATIONS {
             self.store_errors.with_label_values(&[op]);
         }
         for route in [

@@ -10,6 +10,7 @@ use crate::clock::{self, Clock, duration_millis as ms, from_datetime};
 use crate::config::{Backend, Settings};
 use crate::domain::LockoutPolicy;
 use crate::domain::window::CensusPeriod;
+use crate::http::problem::TextParams;
 use crate::http::{self, AppState, Readiness, admin, middleware, public, web_assets};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
@@ -174,14 +175,14 @@ fn seed_rows(
     Ok(rows.iter().map(|r| r.to_record(keys)).collect())
 }
 
-/// The flows with their store, keys and hashing pool, as configured.
+/// The flows over `store` and `keys`, with the hashing pool as configured.
 pub fn build_auth(
     settings: &Settings,
     metrics: Arc<Metrics>,
     clocks: &Clocks,
+    store: Arc<dyn Store>,
+    keys: Arc<Keys>,
 ) -> Result<AuthService, StartupError> {
-    let store = build_store(settings, metrics.clone(), clocks)?;
-    let keys = Keys::from_pepper(&pepper(settings));
     let p = &settings.password;
     let hasher = HashPool::new(
         keys.argon2_secret(),
@@ -239,9 +240,16 @@ impl Application {
         let metrics = Arc::new(Metrics::new(
             option_env!("CENSUS_GIT_COMMIT").unwrap_or("unknown"),
         ));
-        let auth = build_auth(&settings, metrics, &clocks)?;
-        let seed = seed_rows(&settings, auth.keys(), clocks.service.poland_today())?;
-        let store = auth.store().clone();
+        let store = build_store(&settings, metrics.clone(), &clocks)?;
+        let keys = Arc::new(Keys::from_pepper(&pepper(&settings)));
+        let auth = build_auth(
+            &settings,
+            metrics.clone(),
+            &clocks,
+            store.clone(),
+            keys.clone(),
+        )?;
+        let seed = seed_rows(&settings, &keys, clocks.service.poland_today())?;
         let rl = &settings.rate_limit;
         let limiter = SharedRateLimiter::new(
             crate::domain::rate_limit::RatePolicy {
@@ -250,13 +258,15 @@ impl Application {
             },
             rl.ipv4_prefix,
             rl.ipv6_prefix,
-            Arc::new(Keys::from_pepper(&pepper(&settings))),
+            keys,
             clocks.service.clone(),
         );
         limiter.spawn_reporter(store.clone());
         let readiness = Arc::new(Readiness::default());
         let state = web::Data::new(AppState {
             auth,
+            metrics,
+            texts: Arc::new(TextParams::from_settings(&settings)),
             settings: settings.clone(),
             meta: public::meta_json(&settings),
             limiter,

@@ -3,9 +3,10 @@
 //! (lockout), check the credentials, settle. Each flow runs to completion on
 //! its own task, so a client that hangs up cannot leave an attempt unsettled.
 
-use super::*;
+use super::{AuthError, AuthService, SessionGrant, seconds_until, session};
 use crate::auth::hasher;
 use crate::domain::{LoginPassword, MaidenName, NewPassword};
+use crate::domain::{Pesel, Violation};
 use crate::keys::PeselKey;
 use crate::store::{Begin, Begun, LockedUntil, PasswordWrite, Settle, Settled};
 use subtle::ConstantTimeEq;
@@ -69,7 +70,7 @@ impl AuthService {
         };
         let label = result
             .as_ref()
-            .map_or_else(AuthError::result_label, |_| "ok");
+            .map_or_else(|e| e.code().outcome_label(), |_| "ok");
         self.metrics().auth(flow.label(), label);
         result
     }

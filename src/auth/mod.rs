@@ -15,6 +15,7 @@ use crate::domain::window::{CensusPeriod, PeriodError};
 use crate::domain::{Pesel, PeselError, Violation};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
+use crate::problem_code::ProblemCode;
 use crate::store::{SessionRecord, Store, StoreError};
 use hasher::HashPool;
 use std::sync::Arc;
@@ -50,22 +51,22 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The `result` label of `census_auth_outcomes_total`.
-    pub fn result_label(&self) -> &'static str {
+    /// The problem code of API.md this error is answered with.
+    pub fn code(&self) -> ProblemCode {
         match self {
-            Self::Validation(_) => "validation_failed",
-            Self::InvalidCredentials => "invalid_credentials",
-            Self::IdentityNotVerified => "identity_not_verified",
-            Self::NotAuthenticated => "not_authenticated",
-            Self::WindowClosed => "window_closed",
-            Self::CensusNotOpen => "census_not_open",
-            Self::CensusClosed => "census_closed",
-            Self::PeselReserved => "pesel_reserved",
-            Self::PasswordAlreadyDefined => "password_already_defined",
-            Self::Locked { .. } => "locked",
-            Self::Overloaded { .. } => "overloaded",
-            Self::StoreUnavailable => "store_unavailable",
-            Self::NotFound => "not_found",
+            Self::Validation(_) => ProblemCode::ValidationFailed,
+            Self::InvalidCredentials => ProblemCode::InvalidCredentials,
+            Self::IdentityNotVerified => ProblemCode::IdentityNotVerified,
+            Self::NotAuthenticated => ProblemCode::NotAuthenticated,
+            Self::WindowClosed => ProblemCode::SurveyWindowClosed,
+            Self::CensusNotOpen => ProblemCode::CensusNotOpen,
+            Self::CensusClosed => ProblemCode::CensusClosed,
+            Self::PeselReserved => ProblemCode::PeselReserved,
+            Self::PasswordAlreadyDefined => ProblemCode::PasswordAlreadyDefined,
+            Self::Locked { .. } => ProblemCode::AccountLocked,
+            Self::Overloaded { .. } => ProblemCode::Overloaded,
+            Self::StoreUnavailable => ProblemCode::StoreUnavailable,
+            Self::NotFound => ProblemCode::NotFound,
         }
     }
 }
@@ -96,7 +97,7 @@ pub struct AuthSettings {
 
 struct Inner {
     store: Arc<dyn Store>,
-    keys: Keys,
+    keys: Arc<Keys>,
     hasher: HashPool,
     metrics: Arc<Metrics>,
     settings: AuthSettings,
@@ -113,7 +114,7 @@ pub struct SessionGrant {
 impl AuthService {
     pub fn new(
         store: Arc<dyn Store>,
-        keys: Keys,
+        keys: Arc<Keys>,
         hasher: HashPool,
         metrics: Arc<Metrics>,
         settings: AuthSettings,
@@ -142,20 +143,32 @@ impl AuthService {
         Pesel::parse(input, self.inner.clock.poland_today())
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    // The parts stay inside the flows (this module and its children): HTTP
+    // calls flows, never the store, keys or pool around them.
+    fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
 
-    pub fn keys(&self) -> &Keys {
+    fn keys(&self) -> &Keys {
         &self.inner.keys
     }
 
-    pub fn hasher(&self) -> &HashPool {
+    fn hasher(&self) -> &HashPool {
         &self.inner.hasher
     }
 
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Readiness: whether the store answers.
+    pub async fn store_ready(&self) -> bool {
+        self.store().ping().await.is_ok()
+    }
+
+    /// Brings gauges that are read rather than counted up to date (before a scrape).
+    pub fn refresh_gauges(&self) {
+        self.metrics().hash_queue_depth.set(self.hasher().queued());
     }
 
     pub fn settings(&self) -> &AuthSettings {

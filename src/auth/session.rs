@@ -3,8 +3,9 @@
 //! `<pesel key>.<token>`: the key (already a keyed hash) tells the store where
 //! the session lives, which keeps all of a person's keys in one Redis Cluster slot.
 
-use super::*;
+use super::{AuthError, AuthService, AuthSettings};
 use crate::keys::{PeselKey, token_hash};
+use crate::store::SessionRecord;
 use crate::store::SessionSpec;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -8,10 +8,11 @@ use crate::auth::AuthError;
 use crate::auth::admin::RequestState;
 use crate::domain::Violation;
 use crate::keys::ct_eq_secret;
+use crate::problem_code::ProblemCode;
 use crate::store::StoredNoPeselRequest;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{StatusCode, header};
+use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse, web};
 use secrecy::ExposeSecret;
@@ -22,7 +23,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store_ok = state.auth.store().ping().await.is_ok();
+    let store_ok = state.auth.store_ready().await;
     let body = serde_json::json!({
         "store": if store_ok { "ok" } else { "unavailable" },
         "registrySeeded": state.readiness.seeded.load(std::sync::atomic::Ordering::Acquire),
@@ -36,8 +37,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let m = state.auth.metrics();
-    m.hash_queue_depth.set(state.auth.hasher().queued());
+    state.auth.refresh_gauges();
+    let m = &state.metrics;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(m.render())
@@ -54,7 +55,7 @@ pub async fn require_token(
         .app_data::<web::Data<AppState>>()
         .and_then(|s| s.settings.secrets.admin_token.clone());
     let Some(expected) = expected else {
-        let problem = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "admin_disabled", lang);
+        let problem = Problem::new(ProblemCode::AdminDisabled, lang);
         return Ok(refuse(req, problem));
     };
     let given = req
@@ -64,7 +65,7 @@ pub async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if given.is_empty() || !ct_eq_secret(given.as_bytes(), expected.expose_secret().as_bytes()) {
-        let problem = Problem::new(StatusCode::UNAUTHORIZED, "not_authenticated", lang);
+        let problem = Problem::new(ProblemCode::NotAuthenticated, lang);
         return Ok(refuse(req, problem));
     }
     Ok(next.call(req).await?.map_into_left_body())

@@ -9,6 +9,7 @@
 
 use super::AppState;
 use super::problem::{Lang, Problem};
+use crate::problem_code::ProblemCode;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
@@ -81,8 +82,7 @@ pub async fn rate_limit(
     {
         let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
         state
-            .auth
-            .metrics()
+            .metrics
             .rate_limited
             .with_label_values(&[&route])
             .inc();
@@ -91,11 +91,12 @@ pub async fn rate_limit(
             "/api/v1/password" => Some("define"),
             _ => None,
         } {
-            state.auth.metrics().auth(flow, "rate_limited");
+            state
+                .metrics
+                .auth(flow, ProblemCode::RateLimited.outcome_label());
         }
         let lang = Lang::from_request(req.request());
-        let problem = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", lang)
-            .retry_after(wait_secs);
+        let problem = Problem::new(ProblemCode::RateLimited, lang).retry_after(wait_secs);
         return Ok(refuse(req, problem));
     }
     Ok(next.call(req).await?.map_into_left_body())
@@ -114,7 +115,7 @@ pub async fn check_origin(
         && origin.as_bytes() != state.settings.server.public_origin.as_bytes()
     {
         let lang = Lang::from_request(req.request());
-        let problem = Problem::new(StatusCode::FORBIDDEN, "origin_not_allowed", lang);
+        let problem = Problem::new(ProblemCode::OriginNotAllowed, lang);
         return Ok(refuse(req, problem));
     }
     Ok(next.call(req).await?.map_into_left_body())
@@ -144,7 +145,7 @@ pub async fn observe(
     let span = tracing::info_span!("request", request_id = %request_id);
     let metrics = req
         .app_data::<web::Data<AppState>>()
-        .map(|s| s.auth.metrics().clone());
+        .map(|s| s.metrics.clone());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let result = next.call(req).instrument(span.clone()).await;
     let latency = start.elapsed();
@@ -208,14 +209,13 @@ pub async fn ensure_problem(
     }
     let code = match res.status() {
         // actix-web's own 400s: a query string or path that does not parse.
-        StatusCode::BAD_REQUEST => "malformed_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        _ => "internal_error",
+        StatusCode::BAD_REQUEST => ProblemCode::MalformedRequest,
+        StatusCode::NOT_FOUND => ProblemCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ProblemCode::MethodNotAllowed,
+        _ => ProblemCode::InternalError,
     };
     let lang = Lang::from_request(res.request());
-    let status = res.status();
-    let problem = Problem::new(status, code, lang);
+    let problem = Problem::new(code, lang);
     let (req, _) = res.into_parts();
     let response = actix_web::ResponseError::error_response(&problem);
     Ok(ServiceResponse::new(req, response).map_into_right_body())

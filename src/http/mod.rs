@@ -9,9 +9,9 @@ pub mod web_assets;
 
 use crate::auth::AuthService;
 use crate::config::Settings;
+use crate::problem_code::ProblemCode;
 use actix_web::dev::Payload;
 use actix_web::error::JsonPayloadError;
-use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, web};
 use problem::{Lang, Problem};
 use std::future::{Ready, ready};
@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Shared by both listeners; cloned cheaply as `web::Data`.
 pub struct AppState {
     pub auth: AuthService,
+    /// HTTP metrics are the HTTP layer's; the same registry as the flows'.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub texts: Arc<problem::TextParams>,
     pub settings: Arc<Settings>,
     pub meta: String,
     pub limiter: Arc<crate::rate_limit::SharedRateLimiter>,
@@ -42,15 +45,16 @@ impl Readiness {
     }
 }
 
-/// The language and helpline of the request, for error responses.
+/// The language of the request and the configured values texts mention,
+/// for error responses.
 pub struct Ctx {
     pub lang: Lang,
-    pub helpline: String,
+    pub texts: Arc<problem::TextParams>,
 }
 
 impl Ctx {
     pub fn problem(&self, err: crate::auth::AuthError) -> Problem {
-        Problem::from_auth(err, self.lang, &self.helpline)
+        Problem::from_auth(err, self.lang, self.texts.clone())
     }
 }
 
@@ -59,15 +63,18 @@ impl FromRequest for Ctx {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let helpline = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.census.helpline.clone())
-            .unwrap_or_default();
         ready(Ok(Ctx {
             lang: Lang::from_request(req),
-            helpline,
+            texts: texts_of(req),
         }))
     }
+}
+
+/// The configured text values of the app serving `req`.
+pub fn texts_of(req: &HttpRequest) -> Arc<problem::TextParams> {
+    req.app_data::<web::Data<AppState>>()
+        .map(|s| s.texts.clone())
+        .unwrap_or_default()
 }
 
 /// JSON bodies: 16 KiB, `application/json` required, errors as problem+json.
@@ -76,17 +83,13 @@ pub fn json_config() -> web::JsonConfig {
         .limit(16 * 1024)
         .content_type_required(true)
         .error_handler(|err, req| {
-            let (status, code) = match &err {
+            let code = match &err {
                 JsonPayloadError::Overflow { .. }
-                | JsonPayloadError::OverflowKnownLength { .. } => {
-                    (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
-                }
-                JsonPayloadError::ContentType => {
-                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-                }
-                _ => (StatusCode::BAD_REQUEST, "malformed_request"),
+                | JsonPayloadError::OverflowKnownLength { .. } => ProblemCode::PayloadTooLarge,
+                JsonPayloadError::ContentType => ProblemCode::UnsupportedMediaType,
+                _ => ProblemCode::MalformedRequest,
             };
-            Problem::new(status, code, Lang::from_request(req)).into()
+            Problem::new(code, Lang::from_request(req)).into()
         })
 }
 
@@ -97,5 +100,5 @@ pub async fn not_found(req: HttpRequest) -> actix_web::HttpResponse {
 
 pub fn not_found_sync(req: &HttpRequest) -> actix_web::HttpResponse {
     use actix_web::ResponseError;
-    Problem::new(StatusCode::NOT_FOUND, "not_found", Lang::from_request(req)).error_response()
+    Problem::new(ProblemCode::NotFound, Lang::from_request(req)).error_response()
 }

@@ -4,6 +4,7 @@
 
 use crate::auth::AuthError;
 use crate::domain::Violation;
+use crate::problem_code::ProblemCode;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
@@ -49,7 +50,7 @@ impl Lang {
 struct ViolationBody {
     field: &'static str,
     code: &'static str,
-    message: &'static str,
+    message: String,
 }
 
 #[derive(Serialize)]
@@ -69,28 +70,69 @@ struct ProblemBody {
     locked_until: Option<String>,
 }
 
+/// The configured values that texts mention, fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct TextParams {
+    pub helpline: String,
+    pub window_days: u64,
+    pub max_failures: u32,
+    pub min_password_length: usize,
+}
+
+impl Default for TextParams {
+    fn default() -> Self {
+        Self {
+            helpline: String::new(),
+            window_days: 14,
+            max_failures: 5,
+            min_password_length: 8,
+        }
+    }
+}
+
+impl TextParams {
+    pub fn from_settings(s: &crate::config::Settings) -> Self {
+        Self {
+            helpline: s.census.helpline.clone(),
+            window_days: s.survey.window.as_secs() / 86_400,
+            max_failures: s.lockout.max_failures,
+            min_password_length: s.password.min_length,
+        }
+    }
+
+    fn fill(&self, template: &str, retry_after: Option<u64>) -> String {
+        let mut text = template
+            .replace("{helpline}", &self.helpline)
+            .replace("{days}", &self.window_days.to_string())
+            .replace("{max_failures}", &self.max_failures.to_string())
+            .replace("{min}", &self.min_password_length.to_string());
+        if let Some(s) = retry_after {
+            text = text.replace("{seconds}", &s.to_string());
+        }
+        text
+    }
+}
+
 /// An error response in the making.
 #[derive(Debug)]
 pub struct Problem {
-    status: StatusCode,
-    code: &'static str,
+    code: ProblemCode,
     lang: Lang,
     violations: Vec<Violation>,
     retry_after: Option<u64>,
     locked_until: Option<i64>,
-    helpline: Option<String>,
+    params: std::sync::Arc<TextParams>,
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, lang: Lang) -> Self {
+    pub fn new(code: ProblemCode, lang: Lang) -> Self {
         Self {
-            status,
             code,
             lang,
             violations: Vec::new(),
             retry_after: None,
             locked_until: None,
-            helpline: None,
+            params: std::sync::Arc::default(),
         }
     }
 
@@ -99,71 +141,52 @@ impl Problem {
         self
     }
 
-    pub fn from_auth(err: AuthError, lang: Lang, helpline: &str) -> Self {
-        use AuthError::*;
-        let p = |status, code| Problem::new(status, code, lang);
+    /// The texts' configured values (helpline, window, limits).
+    pub fn with_params(mut self, params: std::sync::Arc<TextParams>) -> Self {
+        self.params = params;
+        self
+    }
+
+    pub fn code(&self) -> ProblemCode {
+        self.code
+    }
+
+    pub fn from_auth(err: AuthError, lang: Lang, params: std::sync::Arc<TextParams>) -> Self {
+        let problem = Problem::new(err.code(), lang).with_params(params);
         match err {
-            Validation(v) => Problem {
-                violations: v,
-                ..p(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            AuthError::Validation(violations) => Problem {
+                violations,
+                ..problem
             },
-            InvalidCredentials => p(StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            IdentityNotVerified => p(StatusCode::UNAUTHORIZED, "identity_not_verified"),
-            NotAuthenticated => p(StatusCode::UNAUTHORIZED, "not_authenticated"),
-            WindowClosed => Problem {
-                helpline: Some(helpline.to_owned()),
-                ..p(StatusCode::FORBIDDEN, "survey_window_closed")
-            },
-            CensusNotOpen => p(StatusCode::FORBIDDEN, "census_not_open"),
-            CensusClosed => Problem {
-                helpline: Some(helpline.to_owned()),
-                ..p(StatusCode::FORBIDDEN, "census_closed")
-            },
-            PeselReserved => Problem {
-                helpline: Some(helpline.to_owned()),
-                ..p(StatusCode::FORBIDDEN, "pesel_reserved")
-            },
-            PasswordAlreadyDefined => p(StatusCode::CONFLICT, "password_already_defined"),
-            Locked { until, retry_after } => Problem {
+            AuthError::Locked { until, retry_after } => Problem {
                 locked_until: Some(until),
-                ..p(StatusCode::LOCKED, "account_locked").retry_after(retry_after)
+                ..problem.retry_after(retry_after)
             },
-            Overloaded { retry_after } => {
-                p(StatusCode::SERVICE_UNAVAILABLE, "overloaded").retry_after(retry_after)
-            }
-            StoreUnavailable => {
-                p(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable").retry_after(2)
-            }
-            NotFound => p(StatusCode::NOT_FOUND, "not_found"),
+            AuthError::Overloaded { retry_after } => problem.retry_after(retry_after),
+            AuthError::StoreUnavailable => problem.retry_after(2),
+            _ => problem,
         }
     }
 
     fn body(&self) -> ProblemBody {
         let en = self.lang == Lang::En;
-        let (title, detail) = texts(self.code, en);
-        let mut detail = detail.to_owned();
-        if let Some(h) = &self.helpline {
-            detail = detail.replace("{helpline}", h);
-        }
-        if let Some(s) = self.retry_after {
-            detail = detail.replace("{seconds}", &s.to_string());
-        }
+        let (title, detail) = self.code.texts(en);
         ProblemBody {
             kind: format!(
                 "https://spis.gov.pl/problems/{}",
-                self.code.replace('_', "-")
+                self.code.as_str().replace('_', "-")
             ),
             title,
-            status: self.status.as_u16(),
-            code: self.code,
-            detail,
+            status: self.code.status(),
+            code: self.code.as_str(),
+            detail: self.params.fill(detail, self.retry_after),
             violations: (!self.violations.is_empty()).then(|| {
                 self.violations
                     .iter()
                     .map(|v| ViolationBody {
                         field: v.field,
                         code: v.code,
-                        message: violation_text(v.code, en),
+                        message: self.params.fill(violation_text(v.code, en), None),
                     })
                     .collect()
             }),
@@ -175,17 +198,17 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.code)
+        write!(f, "{} {}", self.code.status(), self.code)
     }
 }
 
 impl ResponseError for Problem {
     fn status_code(&self) -> StatusCode {
-        self.status
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status);
+        let mut res = HttpResponse::build(self.status_code());
         res.insert_header((
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
@@ -198,196 +221,7 @@ impl ResponseError for Problem {
     }
 }
 
-/// (title, detail) in the chosen language.
-fn texts(code: &str, en: bool) -> (&'static str, &'static str) {
-    let (pl, en_t): ((&str, &str), (&str, &str)) = match code {
-        "malformed_request" => (
-            (
-                "Nieprawidłowe żądanie",
-                "Treść żądania nie jest poprawnym JSON-em, brakuje pola, pole ma zły typ albo jest nieznane.",
-            ),
-            (
-                "Malformed request",
-                "The body is not valid JSON, a field is missing or has the wrong type, or an unknown field is present.",
-            ),
-        ),
-        "payload_too_large" => (
-            ("Zbyt duże żądanie", "Treść żądania przekracza 16 KiB."),
-            ("Payload too large", "The request body exceeds 16 KiB."),
-        ),
-        "unsupported_media_type" => (
-            (
-                "Nieobsługiwany typ treści",
-                "Wymagany jest nagłówek Content-Type: application/json.",
-            ),
-            (
-                "Unsupported media type",
-                "Content-Type: application/json is required.",
-            ),
-        ),
-        "validation_failed" => (
-            ("Błędne dane", "Popraw wskazane pola."),
-            ("Validation failed", "Please correct the listed fields."),
-        ),
-        "invalid_credentials" => (
-            (
-                "Logowanie nieudane",
-                "Nieprawidłowy numer PESEL lub hasło. Jeśli logujesz się pierwszy raz, użyj opcji ZDEFINIUJ HASŁO.",
-            ),
-            (
-                "Login failed",
-                "Incorrect PESEL or password. If this is your first visit, use DEFINE PASSWORD.",
-            ),
-        ),
-        "identity_not_verified" => (
-            (
-                "Nie potwierdzono tożsamości",
-                "Numer PESEL lub nazwisko rodowe matki nie zgadzają się z rejestrem.",
-            ),
-            (
-                "Identity not verified",
-                "The PESEL or mother's maiden name does not match the registry.",
-            ),
-        ),
-        "not_authenticated" => (
-            ("Brak sesji", "Nie jesteś zalogowany albo sesja wygasła."),
-            (
-                "Not authenticated",
-                "You are not logged in or your session has expired.",
-            ),
-        ),
-        "survey_window_closed" => (
-            (
-                "Czas na samospis minął",
-                "Samospis był możliwy przez 14 dni od pierwszego logowania. Spisz się przez telefon: infolinia spisowa {helpline}.",
-            ),
-            (
-                "Survey window closed",
-                "Self-enumeration was possible for 14 days from the first login. You can be enumerated by phone: census helpline {helpline}.",
-            ),
-        ),
-        "census_not_open" => (
-            (
-                "Spis jeszcze się nie rozpoczął",
-                "Logowanie będzie możliwe od dnia rozpoczęcia spisu.",
-            ),
-            ("Census not open", "Login opens when the census starts."),
-        ),
-        "census_closed" => (
-            (
-                "Spis zakończony",
-                "Spis powszechny został zakończony. Informacje: infolinia spisowa {helpline}.",
-            ),
-            (
-                "Census closed",
-                "The census has ended. Information: census helpline {helpline}.",
-            ),
-        ),
-        "pesel_reserved" => (
-            (
-                "Numer PESEL zastrzeżony",
-                "Dla zastrzeżonego numeru PESEL nie można zdefiniować hasła. Zaloguj się przez login.gov.pl lub zadzwoń na infolinię spisową {helpline}.",
-            ),
-            (
-                "PESEL reserved",
-                "A password cannot be defined for a reserved PESEL. Log in through login.gov.pl or call the census helpline {helpline}.",
-            ),
-        ),
-        "origin_not_allowed" => (
-            (
-                "Niedozwolone źródło żądania",
-                "Żądanie pochodzi z innej strony niż formularz spisowy.",
-            ),
-            (
-                "Origin not allowed",
-                "The request comes from another site than the census form.",
-            ),
-        ),
-        "password_already_defined" => (
-            (
-                "Hasło już zdefiniowane",
-                "Hasło dla tego numeru PESEL zostało już zdefiniowane. Zaloguj się (ZALOGUJ).",
-            ),
-            (
-                "Password already defined",
-                "A password has already been defined for this PESEL. Please log in.",
-            ),
-        ),
-        "account_locked" => (
-            (
-                "Logowanie zablokowane",
-                "Po pięciu błędnych próbach logowanie jest zablokowane. Spróbuj ponownie za {seconds} s.",
-            ),
-            (
-                "Account locked",
-                "Login is blocked after five failed attempts. Try again in {seconds} s.",
-            ),
-        ),
-        "rate_limited" => (
-            (
-                "Zbyt wiele prób",
-                "Zbyt wiele żądań z tego adresu. Spróbuj ponownie za {seconds} s.",
-            ),
-            (
-                "Too many requests",
-                "Too many requests from this address. Try again in {seconds} s.",
-            ),
-        ),
-        "overloaded" => (
-            (
-                "Serwis przeciążony",
-                "Bardzo wiele osób loguje się w tej chwili. Spróbuj ponownie za {seconds} s.",
-            ),
-            (
-                "Service overloaded",
-                "Very many people are logging in right now. Try again in {seconds} s.",
-            ),
-        ),
-        "store_unavailable" => (
-            (
-                "Usługa chwilowo niedostępna",
-                "Nie można teraz sprawdzić danych logowania. Spróbuj ponownie za chwilę.",
-            ),
-            (
-                "Service temporarily unavailable",
-                "Login data cannot be checked right now. Please try again shortly.",
-            ),
-        ),
-        "admin_disabled" => (
-            (
-                "API administracyjne wyłączone",
-                "Nie skonfigurowano tokenu administracyjnego.",
-            ),
-            ("Admin API disabled", "No admin token is configured."),
-        ),
-        "not_found" => (
-            ("Nie znaleziono", "Nie ma takiego zasobu."),
-            ("Not found", "No such resource."),
-        ),
-        "method_not_allowed" => (
-            (
-                "Niedozwolona metoda",
-                "Ta metoda HTTP nie jest obsługiwana dla tego zasobu.",
-            ),
-            (
-                "Method not allowed",
-                "This HTTP method is not supported for this resource.",
-            ),
-        ),
-        _ => (
-            (
-                "Błąd wewnętrzny",
-                "Wystąpił nieoczekiwany błąd. Spróbuj ponownie później.",
-            ),
-            (
-                "Internal error",
-                "An unexpected error occurred. Please try again later.",
-            ),
-        ),
-    };
-    if en { en_t } else { pl }
-}
-
+/// Messages of the rule codes of RULES.md (the `violations` of a 422).
 fn violation_text(code: &str, en: bool) -> &'static str {
     let (pl, en_t) = match code {
         "pesel_format" => (
@@ -407,8 +241,8 @@ fn violation_text(code: &str, en: bool) -> &'static str {
             "Mother's maiden name may contain only letters, spaces, hyphens and apostrophes (up to 100 characters).",
         ),
         "password_too_short" => (
-            "Hasło musi mieć co najmniej 8 znaków.",
-            "The password must have at least 8 characters.",
+            "Hasło musi mieć co najmniej {min} znaków.",
+            "The password must have at least {min} characters.",
         ),
         "password_too_long" => (
             "Hasło może mieć najwyżej 128 znaków.",
@@ -491,29 +325,26 @@ mod tests {
     }
 
     #[test]
-    fn every_api_code_has_its_own_text() {
-        let fallback = texts("no_such_code", false);
-        for code in [
-            "malformed_request",
-            "payload_too_large",
-            "unsupported_media_type",
-            "validation_failed",
-            "invalid_credentials",
-            "identity_not_verified",
-            "not_authenticated",
-            "survey_window_closed",
-            "census_not_open",
-            "census_closed",
-            "pesel_reserved",
-            "origin_not_allowed",
-            "password_already_defined",
-            "account_locked",
-            "rate_limited",
-            "overloaded",
-            "store_unavailable",
-        ] {
-            assert_ne!(texts(code, false), fallback, "{code}");
-            assert_ne!(texts(code, true).1, texts(code, false).1, "{code}");
-        }
+    fn texts_carry_the_configured_values() {
+        let params = std::sync::Arc::new(TextParams {
+            helpline: "+48 1".into(),
+            window_days: 21,
+            max_failures: 3,
+            min_password_length: 12,
+        });
+        let body = Problem::from_auth(AuthError::WindowClosed, Lang::Pl, params.clone()).body();
+        assert!(
+            body.detail.contains("21 dni") && body.detail.contains("+48 1"),
+            "{}",
+            body.detail
+        );
+        let body = Problem::from_auth(
+            AuthError::Validation(vec![Violation::new("password", "password_too_short")]),
+            Lang::Pl,
+            params,
+        )
+        .body();
+        let message = &body.violations.unwrap()[0].message;
+        assert!(message.contains("co najmniej 12 znaków"), "{message}");
     }
 }

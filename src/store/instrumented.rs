@@ -1,30 +1,18 @@
 //! A [`Store`] decorator that records the latency and errors of every
 //! operation, so neither implementation has to.
 
-use super::*;
+use super::{
+    AccountStatus, Begun, LockedUntil, NoPeselPage, NoPeselQuery, RateBalance, RatePolicy,
+    RateTake, RegistryRecord, SessionRecord, Settle, Settled, Store, StoreError,
+    StoredNoPeselRequest,
+};
+use crate::clock::Millis;
+use crate::domain::lockout::LockoutPolicy;
+use crate::keys::PeselKey;
 use crate::metrics::Metrics;
+use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// The `op` label values, one per [`Store`] method.
-pub const OPERATIONS: &[&str] = &[
-    "ping",
-    "begin_attempt",
-    "locked_until",
-    "settle_attempt",
-    "touch_session",
-    "delete_session",
-    "account_status",
-    "unlock",
-    "reset_account",
-    "upsert_registry",
-    "add_no_pesel_request",
-    "list_no_pesel_requests",
-    "mark_no_pesel_handled",
-    "take_rate_tokens",
-    "migrate",
-    "purge",
-];
 
 pub struct Instrumented {
     inner: Arc<dyn Store>,

@@ -7,11 +7,19 @@
 //! Its clock plays the part of Redis `TIME`: every lockout, session and
 //! rate-limit time is read from it inside the critical section.
 
-use super::*;
+use super::{
+    AccountRecord, AccountStatus, Begin, Begun, LockedUntil, NoPeselPage, NoPeselQuery,
+    PasswordWrite, RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord, Settle,
+    Settled, Store, StoreError, StoredNoPeselRequest,
+};
+use crate::clock::Millis;
 use crate::clock::{Clock, SystemClock};
+use crate::domain::lockout::{LockState, LockoutPolicy};
 use crate::domain::lockout::{Outcome, Reservation};
 use crate::domain::rate_limit::Bucket;
 use crate::domain::window::{session_expiry, window_end};
+use crate::keys::PeselKey;
+use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -41,15 +41,23 @@
 //! same round trip, so an acknowledged login, lock or password has reached N
 //! replicas and survives a failover to one of them.
 
-use super::*;
+use super::{
+    AccountRecord, AccountStatus, Begin, Begun, LockedUntil, NoPeselPage, NoPeselQuery,
+    PasswordWrite, RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord, Settle,
+    Settled, Store, StoreError, StoredNoPeselRequest,
+};
 use crate::clock::Clock;
+use crate::clock::Millis;
 use crate::domain::lockout::CONTENDED_RETRY;
+use crate::domain::lockout::{LockState, LockoutPolicy};
+use crate::keys::PeselKey;
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::{
     Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisFuture, Script,
     Value,
 };
+use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
