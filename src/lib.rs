@@ -8,6 +8,7 @@ pub mod domain;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod oidc;
 pub mod registry;
 pub mod startup;
 pub mod store;

@@ -9,7 +9,7 @@ use crate::auth::{AuthService, AuthSettings};
 use crate::config::{Backend, Settings};
 use crate::domain::LockoutPolicy;
 use crate::domain::window::CensusPeriod;
-use crate::http::{self, AppState, Readiness, admin, middleware, public, web_assets};
+use crate::http::{self, AppState, Readiness, admin, middleware, oidc, public, web_assets};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::registry;
@@ -40,6 +40,8 @@ pub enum StartupError {
     Store(#[from] crate::store::StoreError),
     #[error("password hashing: {0}")]
     Hash(#[from] crate::auth::hasher::HashError),
+    #[error("OpenID Connect: {0}")]
+    Oidc(String),
     #[error("registry seed file {path}: {reason}")]
     Seed { path: String, reason: String },
 }
@@ -202,6 +204,9 @@ impl Application {
             option_env!("CENSUS_GIT_COMMIT").unwrap_or("unknown"),
         ));
         let auth = build_auth(&settings, metrics)?;
+        let oidc = Arc::new(
+            crate::oidc::Provider::new(&settings, auth.clone()).map_err(StartupError::Oidc)?,
+        );
         let seed = seed_rows(&settings, auth.keys())?;
         let store = auth.store().clone();
         let rl = &settings.rate_limit;
@@ -215,6 +220,7 @@ impl Application {
             meta: public::meta_json(&settings),
             limiter: Arc::new(RateLimiter::keyed(quota)),
             readiness: readiness.clone(),
+            oidc,
         });
 
         let bind = |what: &'static str, addr: std::net::SocketAddr| {
@@ -270,6 +276,33 @@ impl Application {
                                 .wrap(from_fn(middleware::rate_limit))
                                 .route(web::post().to(public::no_pesel_request)),
                         )
+                        .route(
+                            "/authorization-requests/{id}",
+                            web::get().to(oidc::waiting_request),
+                        )
+                        .route(
+                            "/authorization-requests/{id}/continue",
+                            web::post().to(oidc::continue_request),
+                        )
+                        .default_service(web::to(http::not_found)),
+                )
+                // The OpenID Connect provider: form posts and navigations from
+                // relying parties, so outside /api/v1 and its JSON-only rules.
+                .route(
+                    "/.well-known/openid-configuration",
+                    get_or_head().to(oidc::discovery),
+                )
+                .service(
+                    web::scope(crate::oidc::COOKIE_PATH)
+                        .app_data(web::PayloadConfig::new(16 * 1024))
+                        .route("/authorize", web::get().to(oidc::authorize))
+                        .route("/authorize", web::post().to(oidc::authorize))
+                        .route("/token", web::post().to(oidc::token))
+                        .route("/jwks", get_or_head().to(oidc::jwks))
+                        .route("/userinfo", web::get().to(oidc::userinfo))
+                        .route("/userinfo", web::post().to(oidc::userinfo))
+                        .route("/logout", web::get().to(oidc::end_session))
+                        .route("/logout", web::post().to(oidc::end_session))
                         .default_service(web::to(http::not_found)),
                 )
                 .route("/", get_or_head().to(web_assets::index))

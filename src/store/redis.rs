@@ -13,6 +13,10 @@
 //! | `census:{<k>}:ss`   | set  | hashes of the person's session tokens |
 //! | `census:{<k>}:s:<token hash>` | hash | `fl`, `we`; expires with the session |
 //! | `census:nopesel`    | list | no-PESEL requests (JSON) |
+//! | `census:{<k>}:sf:<token hash>` | string | OIDC: sealed facts of a session (auth time, acr); expires with the window |
+//! | `census:{<k>}:code:<hash>` | hash | OIDC authorization code: `p` sealed grant, `s` session token hash, `g` generation |
+//! | `census:{<k>}:at:<hash>` | hash | OIDC access token, as a code |
+//! | `census:oidc:ar:<hash>` | string | OIDC authorization request waiting for a login (no person yet) |
 //!
 //! Every call is bounded by `store.timeout`; a call that does not finish in
 //! time is an [`StoreError::Unavailable`] and the caller fails closed. The
@@ -61,7 +65,24 @@ static DELETE_SESSION: LazyLock<Script> =
 static RESET: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/reset_account.lua")));
 
+static PUT_GRANT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/put_grant.lua")));
+static USE_GRANT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/use_grant.lua")));
+
 const NO_PESEL_KEY: &str = "census:nopesel";
+
+fn grant_suffix(kind: GrantKind, hash: &[u8; 32]) -> String {
+    let prefix = match kind {
+        GrantKind::Code => "code",
+        GrantKind::AccessToken => "at",
+    };
+    format!("{prefix}:{}", hex::encode(hash))
+}
+
+fn authz_request_key(id_hash: &[u8; 32]) -> String {
+    format!("census:oidc:ar:{}", hex::encode(id_hash))
+}
 
 /// One connection handle for any topology. Single and Cluster reconnect by
 /// themselves; a Sentinel connection is dropped on error and the master
@@ -716,6 +737,123 @@ impl Store for RedisStore {
             }
         }
         Ok(total)
+    }
+
+    async fn put_session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        let k = Self::key(key, &format!("sf:{}", hex::encode(session_hash)));
+        let sealed = sealed.to_owned();
+        self.run(|mut c| async move {
+            ::redis::cmd("SET")
+                .arg(k)
+                .arg(sealed)
+                .arg("PX")
+                .arg(ttl.max(1))
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+    ) -> Result<Option<String>, StoreError> {
+        let k = Self::key(key, &format!("sf:{}", hex::encode(session_hash)));
+        self.run(|mut c| async move {
+            ::redis::cmd("GET")
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn put_authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        request: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        let k = authz_request_key(id_hash);
+        let request = request.to_owned();
+        self.run(|mut c| async move {
+            ::redis::cmd("SET")
+                .arg(k)
+                .arg(request)
+                .arg("PX")
+                .arg(ttl.max(1))
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        take: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let k = authz_request_key(id_hash);
+        self.run(|mut c| async move {
+            ::redis::cmd(if take { "GETDEL" } else { "GET" })
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn put_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        let mut inv = PUT_GRANT.prepare_invoke();
+        inv.key(Self::key(key, &grant_suffix(kind, grant_hash)))
+            .key(Self::key(key, "acct"))
+            .arg(sealed)
+            .arg(hex::encode(session_hash))
+            .arg(ttl.max(1));
+        self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await.map_err(unavailable) })
+            .await
+    }
+
+    async fn use_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+    ) -> Result<GrantLookup, StoreError> {
+        let mut inv = USE_GRANT.prepare_invoke();
+        inv.key(Self::key(key, &grant_suffix(kind, grant_hash)))
+            .key(Self::key(key, "acct"))
+            .arg(Self::key(key, "s:"))
+            .arg(if kind == GrantKind::Code { "1" } else { "0" });
+        let (status, sealed): (String, String) = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        match status.as_str() {
+            "found" => Ok(GrantLookup::Found(sealed)),
+            "unknown" => Ok(GrantLookup::Unknown),
+            "session" => Ok(GrantLookup::SessionEnded),
+            "generation" => Ok(GrantLookup::GenerationMoved),
+            other => Err(StoreError::Corrupt(format!("grant status {other}"))),
+        }
     }
 }
 

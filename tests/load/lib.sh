@@ -79,6 +79,7 @@ start_service() {
       CENSUS__SERVER__TRUSTED_PROXIES='["127.0.0.1/32"]' \
       CENSUS__SESSION__COOKIE_SECURE=false \
       CENSUS__STORE__BACKEND=redis \
+      CENSUS__OIDC__CLIENTS='[]' \
       CENSUS__STORE__REDIS_URL="redis://127.0.0.1:$redis_port" \
       CENSUS__SECRETS__PEPPER="$pepper" \
       CENSUS__SECRETS__ADMIN_TOKEN="$admin_token" \
