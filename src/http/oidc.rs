@@ -10,26 +10,22 @@ use super::problem::Problem;
 use super::public::op_cookie;
 use crate::auth::AuthError;
 use crate::auth::session::COOKIE_NAME;
+use crate::oidc::OP_COOKIE_NAME;
 use crate::oidc::authorize::{Authorize, Continue};
 use crate::oidc::token::EndSession;
-use crate::oidc::{OP_COOKIE_NAME, single_valued};
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::header::{self, ContentType};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
-use std::collections::HashMap;
-
-fn pairs(bytes: &[u8]) -> Result<HashMap<String, String>, String> {
-    single_valued(form_urlencoded::parse(bytes).into_owned().collect())
-}
 
 /// Parameters of a GET (query) or a form POST (body).
-fn params(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>, String> {
-    if req.method() == Method::POST {
-        pairs(body)
+fn params(req: &HttpRequest, body: &[u8]) -> Vec<(String, String)> {
+    let bytes = if req.method() == Method::POST {
+        body
     } else {
-        pairs(req.query_string().as_bytes())
-    }
+        req.query_string().as_bytes()
+    };
+    form_urlencoded::parse(bytes).into_owned().collect()
 }
 
 /// The page for a request that cannot be answered with a redirect.

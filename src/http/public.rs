@@ -97,8 +97,8 @@ fn with_session(
     mut res: actix_web::HttpResponseBuilder,
     grant: SessionGrant,
 ) -> HttpResponse {
-    res.cookie(op_cookie(state, grant.cookie_value.clone()))
-        .cookie(session_cookie(state, grant.cookie_value))
+    res.cookie(session_cookie(state, grant.cookie_value.clone()))
+        .cookie(op_cookie(state, grant.cookie_value))
         .json(SessionBody::from(&grant.record))
 }
 

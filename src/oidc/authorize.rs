@@ -130,28 +130,21 @@ impl Provider {
     /// `GET /oidc/authorize`. `session_cookie` is the `census_op` cookie.
     pub async fn authorize(
         &self,
-        params: Result<HashMap<String, String>, String>,
+        pairs: Vec<(String, String)>,
         session_cookie: Option<&str>,
     ) -> Result<Authorize, AuthError> {
-        let (params, repeated) = match params {
-            Ok(p) => (p, None),
-            Err(name) if name == "client_id" || name == "redirect_uri" => {
-                self.refused("invalid_request");
-                return Ok(Authorize::ErrorPage("repeated_parameter"));
-            }
-            Err(name) => (HashMap::new(), Some(name)),
-        };
-        let Some(client) = params.get("client_id").and_then(|id| self.client(id)) else {
-            if repeated.is_none() {
-                self.refused("unknown_client");
-                tracing::warn!(
-                    event = "oidc_unknown_client",
-                    "authorization request from an unknown client"
-                );
-                return Ok(Authorize::ErrorPage("unknown_client"));
-            }
+        let (params, repeated) = super::first_values(pairs);
+        if matches!(repeated.as_deref(), Some("client_id" | "redirect_uri")) {
             self.refused("invalid_request");
             return Ok(Authorize::ErrorPage("repeated_parameter"));
+        }
+        let Some(client) = params.get("client_id").and_then(|id| self.client(id)) else {
+            self.refused("unknown_client");
+            tracing::warn!(
+                event = "oidc_unknown_client",
+                "authorization request from an unknown client"
+            );
+            return Ok(Authorize::ErrorPage("unknown_client"));
         };
         let Some(redirect_uri) = params
             .get("redirect_uri")

@@ -18,6 +18,7 @@ use keys::SigningKeys;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use subtle::ConstantTimeEq;
 
 /// Scopes this provider knows; others are ignored (RFC 6749 3.3).
@@ -177,17 +178,30 @@ pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
     format!("{uri}{sep}{}", query.finish())
 }
 
-/// Form or query pairs into a map; `Err(name)` if a parameter is repeated
-/// (RFC 6749 3.1: parameters must not be included more than once).
-pub fn single_valued(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, String> {
+/// Form or query pairs into a map of first values, and the name of a repeated
+/// parameter if there is one (RFC 6749 3.1: parameters must not be repeated).
+pub fn first_values(pairs: Vec<(String, String)>) -> (HashMap<String, String>, Option<String>) {
     let mut map = HashMap::with_capacity(pairs.len());
+    let mut repeated = None;
     for (k, v) in pairs {
-        if map.contains_key(&k) {
-            return Err(k);
+        match map.entry(k) {
+            Entry::Occupied(e) => {
+                repeated.get_or_insert_with(|| e.key().clone());
+            }
+            Entry::Vacant(e) => {
+                e.insert(v);
+            }
         }
-        map.insert(k, v);
     }
-    Ok(map)
+    (map, repeated)
+}
+
+/// As [`first_values`], refusing any repetition (`Err(name)`).
+pub fn single_valued(pairs: Vec<(String, String)>) -> Result<HashMap<String, String>, String> {
+    match first_values(pairs) {
+        (map, None) => Ok(map),
+        (_, Some(name)) => Err(name),
+    }
 }
 
 /// Seconds since the epoch, for JWT claims.

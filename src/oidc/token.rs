@@ -330,7 +330,7 @@ impl Provider {
     /// the `census_op` cookie), then back to the client.
     pub async fn end_session(
         &self,
-        params: Result<std::collections::HashMap<String, String>, String>,
+        pairs: Vec<(String, String)>,
         session_cookie: Option<&str>,
     ) -> Result<EndSession, AuthError> {
         let refuse = |why: &'static str| {
@@ -342,7 +342,7 @@ impl Provider {
             );
             Ok(EndSession::ErrorPage(why))
         };
-        let Ok(params) = params else {
+        let Ok(params) = single_valued(pairs) else {
             return refuse("repeated_parameter");
         };
         // Expired hints are fine (the ID token is usually older than its lifetime).
