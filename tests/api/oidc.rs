@@ -258,6 +258,12 @@ async fn code_for(app: &TestApp, rp: &Rp, extra: &[(&str, &str)]) -> String {
 
 async fn a_returning_session_gets_a_code_and_the_token_carries_verified_claims(b: Backend) {
     let app = spawn(b, &[]).await;
+    // Every refusal reason is exported at zero from the start (rate() sees the first one).
+    let text = app.metrics().await;
+    for reason in census_login::metrics::OIDC_REFUSAL_REASONS {
+        let line = format!("census_oidc_refused_total{{reason=\"{reason}\"}} 0");
+        assert!(text.contains(&line), "{line}");
+    }
     let disco: Value = app
         .client
         .get(format!("{}/.well-known/openid-configuration", app.address))
