@@ -239,6 +239,7 @@ impl Metrics {
             "/api/v1/login",
             "/api/v1/password",
             "/api/v1/no-pesel-requests",
+            "/oidc/authorize",
         ] {
             self.rate_limited.with_label_values(&[route]);
         }

@@ -295,8 +295,14 @@ impl Application {
                 .service(
                     web::scope(crate::oidc::COOKIE_PATH)
                         .app_data(web::PayloadConfig::new(16 * 1024))
-                        .route("/authorize", web::get().to(oidc::authorize))
-                        .route("/authorize", web::post().to(oidc::authorize))
+                        // Limited per IP like the credential endpoints: without a
+                        // session each request stores a waiting request.
+                        .service(
+                            web::resource("/authorize")
+                                .wrap(from_fn(middleware::rate_limit))
+                                .route(web::get().to(oidc::authorize))
+                                .route(web::post().to(oidc::authorize)),
+                        )
                         .route("/token", web::post().to(oidc::token))
                         .route("/jwks", get_or_head().to(oidc::jwks))
                         .route("/userinfo", web::get().to(oidc::userinfo))

@@ -156,7 +156,7 @@ impl Provider {
         };
         // From here on, errors go back to the client.
         let state = params.get("state").map(String::as_str);
-        let fail = |code: &'static str, description: &str| {
+        let fail = |code: &'static str, description: &'static str| {
             self.refused(code_reason(code));
             tracing::info!(event = "oidc_authorization_refused", client = %client.id, error = code, "{description}");
             Ok(Authorize::Redirect(error_redirect(
@@ -167,8 +167,8 @@ impl Provider {
                 description,
             )))
         };
-        if let Some(name) = repeated {
-            return fail("invalid_request", &format!("{name} is repeated"));
+        if repeated.is_some() {
+            return fail("invalid_request", "a parameter is repeated");
         }
         let request = match parse_request(client, redirect_uri, &params) {
             Ok(r) => r,

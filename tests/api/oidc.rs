@@ -946,3 +946,22 @@ async fn a_code_from_an_older_account_generation_is_refused() {
         1.0
     );
 }
+
+/// Without a session every authorization request stores a waiting request:
+/// the per-IP limit of the credential endpoints holds here too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_endpoint_is_rate_limited_per_ip() {
+    let app = spawn(
+        Backend::Memory,
+        &[
+            ("rate_limit.per_ip_per_minute", json!(1)),
+            ("rate_limit.burst", json!(2)),
+        ],
+    )
+    .await;
+    let rp = Rp::new();
+    for _ in 0..2 {
+        assert_eq!(app.authorize(&rp.params(&[])).await.status(), 302);
+    }
+    problem(app.authorize(&rp.params(&[])).await, 429, "rate_limited").await;
+}
