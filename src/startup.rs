@@ -284,6 +284,10 @@ impl Application {
                             "/authorization-requests/{id}/continue",
                             web::post().to(oidc::continue_request),
                         )
+                        .route(
+                            "/authorization-requests/{id}/cancel",
+                            web::post().to(oidc::cancel_request),
+                        )
                         .default_service(web::to(http::not_found)),
                 )
                 // The OpenID Connect provider: form posts and navigations from

@@ -249,3 +249,17 @@ pub async fn continue_request(
         Err(e) => Err(ctx.problem(e)),
     }
 }
+
+/// `POST /api/v1/authorization-requests/{id}/cancel`: back to the service
+/// without a login (`access_denied`), e.g. after `survey_window_closed`.
+pub async fn cancel_request(
+    state: web::Data<AppState>,
+    ctx: super::Ctx,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    match state.oidc.cancel_request(&id).await {
+        Ok(Some(to)) => Ok(HttpResponse::Ok().json(serde_json::json!({ "redirectTo": to }))),
+        Ok(None) => Err(Problem::new(StatusCode::NOT_FOUND, "not_found", ctx.lang)),
+        Err(e) => Err(ctx.problem(e)),
+    }
+}

@@ -264,6 +264,22 @@ impl Provider {
             .map(Continue::Redirect)
     }
 
+    /// `POST /api/v1/authorization-requests/{id}/cancel`: the person cannot or
+    /// will not log in (e.g. the survey window has closed): back to the client
+    /// with `access_denied`. `None` if there is no such request.
+    pub async fn cancel_request(&self, id: &str) -> Result<Option<String>, AuthError> {
+        let Some(request) = self.waiting(id, true).await? else {
+            return Ok(None);
+        };
+        self.refused("access_denied");
+        tracing::info!(event = "oidc_authorization_refused", client = %request.client_id, error = "access_denied", "the login was not completed");
+        Ok(Some(request.error(
+            self,
+            "access_denied",
+            "the login was not completed",
+        )))
+    }
+
     /// Issues a code for `session` and the redirect that carries it.
     async fn code_redirect(
         &self,

@@ -965,3 +965,33 @@ async fn the_authorization_endpoint_is_rate_limited_per_ip() {
     }
     problem(app.authorize(&rp.params(&[])).await, 429, "rate_limited").await;
 }
+
+/// The page sends the person back without a login (e.g. the survey window has
+/// closed): the client learns `access_denied`, and the request is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_request_returns_access_denied() {
+    let app = spawn(Backend::Memory, &[]).await;
+    let rp = Rp::new();
+    let to = location(&app.authorize(&rp.params(&[])).await);
+    let id = to.strip_prefix("/?authz=").unwrap();
+    let cancel = format!("{}/api/v1/authorization-requests/{id}/cancel", app.address);
+    let r = app.client.post(&cancel).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let back = body["redirectTo"].as_str().unwrap();
+    let q: std::collections::HashMap<String, String> = form_urlencoded::parse(
+        back.strip_prefix(&format!("{REDIRECT}?"))
+            .unwrap()
+            .as_bytes(),
+    )
+    .into_owned()
+    .collect();
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["state"], rp.state);
+    problem(
+        app.client.post(&cancel).send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+}

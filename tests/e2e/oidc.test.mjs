@@ -169,3 +169,27 @@ test('an unregistered redirect_uri gets an error page, never a redirect', { time
   assert.equal(await page.locator('#oidc-error').getAttribute('data-reason'), 'redirect_uri');
   await context.close();
 });
+
+test('survey window closed: the person goes back to the form, which learns access_denied', { timeout: TEST_TIMEOUT }, async () => {
+  const p = person('oidc-handoff');
+  const { context, page } = await openContext();
+  // The service's answer for a person whose 14 days are over (simulated: the window is real time).
+  await page.route(`${BASE_URL}/api/v1/login`, (route) => route.fulfill({
+    status: 403, contentType: 'application/problem+json',
+    body: JSON.stringify({ type: 'about:blank', title: 'Forbidden', status: 403, code: 'survey_window_closed', detail: '' }),
+  }));
+  await page.goto(`${rp.url}/login`);
+  await page.waitForURL((u) => u.searchParams.has('authz'));
+  await page.getByRole('link', { name: /^PESEL/ }).click();
+  await vis(page).getByLabel('Numer PESEL').fill(p.pesel);
+  await vis(page).getByLabel('Hasło', { exact: true }).fill(strongPassword(p));
+  await page.getByRole('button', { name: 'ZALOGUJ' }).click();
+  const back = page.locator('#oidc-return');
+  await back.waitFor();
+  assert.match(await page.locator('#login-alert').textContent(), /Czas na samospis internetowy minął/);
+  await back.click();
+  await page.waitForURL((u) => u.origin === rp.url && u.pathname === '/callback');
+  assert.equal(new URL(page.url()).searchParams.get('error'), 'access_denied');
+  await page.locator('#rp-error').waitFor();
+  await context.close();
+});

@@ -513,7 +513,8 @@
       case 'survey_window_closed':
         return { title: 'Czas na samospis internetowy minął.', paragraphs: [
           'Samospis przez Internet jest możliwy przez ' + meta.surveyWindowDays + ' dni od pierwszego zalogowania i ten czas już upłynął.',
-          el('p', null, 'Możesz spisać się przez telefon: zadzwoń na infolinię spisową ', helplineLink(), '. Konsultant przeprowadzi z Tobą wywiad.')
+          el('p', null, 'Możesz spisać się przez telefon: zadzwoń na infolinię spisową ', helplineLink(), '. Konsultant przeprowadzi z Tobą wywiad.'),
+          returnToServiceButton()
         ] };
       case 'census_not_open': {
         var opens = parseDate(meta.censusOpensAt);
@@ -725,6 +726,20 @@
       else state.pendingAlert.method = problemAlert(r);
       return false;
     });
+  }
+
+  // While a service waits: back to it without a login (it learns access_denied).
+  function returnToServiceButton() {
+    if (!state.authz) return null;
+    var btn = el('button', { type: 'button', class: 'btn btn-secondary', id: 'oidc-return' },
+      'WRÓĆ DO USŁUGI: ' + state.clientName);
+    btn.addEventListener('click', function () {
+      api('POST', '/api/v1/authorization-requests/' + state.authz + '/cancel').then(function (r) {
+        if (r.ok && r.data && isHttpUrl(r.data.redirectTo)) window.location.assign(r.data.redirectTo);
+        else { dropAuthz(); btn.remove(); }
+      });
+    });
+    return el('p', null, btn);
   }
 
   function signedIn(sessionBody, how) {
