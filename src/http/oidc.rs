@@ -7,13 +7,13 @@
 
 use super::AppState;
 use super::problem::Problem;
-use super::public::op_cookie;
+use super::public::{op_cookie, session_cookie};
 use crate::auth::AuthError;
 use crate::auth::session::COOKIE_NAME;
 use crate::oidc::OP_COOKIE_NAME;
 use crate::oidc::authorize::{Authorize, Continue};
 use crate::oidc::token::EndSession;
-use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::cookie::{Cookie, time::Duration as CookieDuration};
 use actix_web::http::header::{self, ContentType};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -171,13 +171,7 @@ pub async fn userinfo(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
 
 /// Cookies that delete both session cookies in the browser.
 fn cleared(state: &AppState) -> [Cookie<'static>; 2] {
-    let secure = state.settings.session.cookie_secure;
-    let mut session = Cookie::build(COOKIE_NAME, "")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .secure(secure)
-        .finish();
+    let mut session = session_cookie(state, String::new());
     let mut op = op_cookie(state, String::new());
     for c in [&mut session, &mut op] {
         c.set_max_age(CookieDuration::ZERO);

@@ -70,7 +70,7 @@ impl From<&SessionRecord> for SessionBody {
     }
 }
 
-fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
+pub fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
     Cookie::build(COOKIE_NAME, value)
         .http_only(true)
         .same_site(SameSite::Strict)
