@@ -35,7 +35,7 @@ FROM chef AS builder
 # crate already picks its AVX2 block function at run time, which makes it 1.22x the
 # reference C implementation (Debian's argon2) at our parameters; x86-64-v3 (AVX2, BMI2,
 # FMA: every current server CPU) measured 1.25x, the same within noise
-# (benches/argon2_reference.sh, README "Capacity"). It stays as the default because
+# (benches/argon2_reference.sh, docs/capacity.md). It stays as the default because
 # every node class we target has it and it lets the compiler use those instructions in
 # the rest of the code too. The nodes must support x86-64-v3, otherwise the binary dies
 # with SIGILL at start-up; build with --build-arg RUSTFLAGS= for a baseline x86-64 image

@@ -31,6 +31,7 @@ pub struct Settings {
     pub secrets: SecretSettings,
     pub web: WebSettings,
     pub log: LogSettings,
+    pub oidc: OidcSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -165,6 +166,9 @@ pub struct SecretSettings {
     /// `AUTH` password of the Sentinels themselves (their `requirepass`).
     pub redis_sentinel_password: Option<SecretString>,
     pub redis_sentinel_password_file: Option<PathBuf>,
+    /// PEM: one or more EC P-256 private keys; the first signs ID tokens.
+    pub oidc_signing_keys: Option<SecretString>,
+    pub oidc_signing_keys_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +176,77 @@ pub struct SecretSettings {
 pub struct WebSettings {
     pub login_gov_url: String,
     pub form_url: String,
+}
+
+/// The OpenID Connect provider (API.md, "Hand-off to the census form").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// `None`: `server.public_origin`.
+    pub issuer: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub code_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    #[serde(default)]
+    pub clients: Vec<OidcClientSettings>,
+}
+
+/// A relying party. Configuration holds only the SHA-256 of its secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcClientSettings {
+    pub id: String,
+    pub secret_sha256: String,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Extension: the service's name, shown to the person on the login page.
+    pub name: Option<String>,
+}
+
+/// The demo client of `config/default.toml`: refused with the Redis backend.
+pub const DEMO_CLIENT_ID: &str = "census-form-demo";
+
+impl OidcSettings {
+    pub fn issuer<'a>(&'a self, server: &'a ServerSettings) -> &'a str {
+        self.issuer
+            .as_deref()
+            .unwrap_or(&server.public_origin)
+            .trim_end_matches('/')
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.clients {
+            if c.id.is_empty() || !seen.insert(c.id.as_str()) {
+                return Err(format!("client id `{}` is empty or repeated", c.id));
+            }
+            let mut digest = [0u8; 32];
+            if hex::decode_to_slice(&c.secret_sha256, &mut digest).is_err() {
+                return Err(format!(
+                    "client `{}`: secret_sha256 must be 64 hex digits",
+                    c.id
+                ));
+            }
+            if c.redirect_uris.is_empty() {
+                return Err(format!("client `{}`: redirect_uris is empty", c.id));
+            }
+            for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
+                let scheme_ok = uri.starts_with("https://") || uri.starts_with("http://");
+                if !scheme_ok || uri.contains('#') {
+                    return Err(format!(
+                        "client `{}`: `{uri}` must be an absolute http(s) URI without a fragment",
+                        c.id
+                    ));
+                }
+            }
+        }
+        if self.code_ttl.is_zero() || self.access_token_ttl.is_zero() {
+            return Err("code_ttl and access_token_ttl must be positive".into());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -276,6 +351,23 @@ impl Settings {
         if self.lockout.max_failures == 0 {
             return bad("lockout.max_failures", "must be at least 1");
         }
+        if let Err(why) = self.oidc.check() {
+            return bad("oidc.clients", &why);
+        }
+        if self.backend() == Backend::Redis && !self.oidc.clients.is_empty() {
+            if self.oidc.clients.iter().any(|c| c.id == DEMO_CLIENT_ID) {
+                return bad(
+                    "oidc.clients",
+                    "the demo client is for the memory backend only: configure the real clients (none in production)",
+                );
+            }
+            if self.secrets.oidc_signing_keys.is_none() {
+                return bad(
+                    "secrets.oidc_signing_keys",
+                    "required with the redis backend when a client is configured (or CENSUS__SECRETS__OIDC_SIGNING_KEYS_FILE)",
+                );
+            }
+        }
         if let (Some(open), Some(close)) = (self.census.opens_at, self.census.closes_at)
             && open >= close
         {
@@ -326,6 +418,11 @@ impl SecretSettings {
         {
             self.redis_sentinel_password =
                 Some(read("secrets.redis_sentinel_password_file", path)?);
+        }
+        if self.oidc_signing_keys.is_none()
+            && let Some(path) = &self.oidc_signing_keys_file
+        {
+            self.oidc_signing_keys = Some(read("secrets.oidc_signing_keys_file", path)?);
         }
         Ok(())
     }
@@ -410,6 +507,7 @@ mod tests {
     fn redis_requires_a_pepper_which_may_come_from_a_file() {
         Jail::expect_with(|jail| {
             jail.set_env("CENSUS__STORE__BACKEND", "redis");
+            jail.set_env("CENSUS__OIDC__CLIENTS", "[]");
             let err = load_in(jail).unwrap_err().to_string();
             assert!(err.contains("secrets.pepper"), "{err}");
             jail.create_file("pepper", "s3cret\n")?;
@@ -420,6 +518,52 @@ mod tests {
             let s = load_in(jail).unwrap();
             use secrecy::ExposeSecret;
             assert_eq!(s.secrets.pepper.unwrap().expose_secret(), "s3cret");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_demo_client_is_refused_with_redis_and_clients_need_signing_keys() {
+        Jail::expect_with(|jail| {
+            let s = load_in(jail).unwrap();
+            assert!(s.oidc.clients.iter().any(|c| c.id == DEMO_CLIENT_ID));
+            assert_eq!(s.oidc.issuer(&s.server), "http://localhost:8080");
+            jail.set_env("CENSUS__STORE__BACKEND", "redis");
+            jail.set_env("CENSUS__SECRETS__PEPPER", "p");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(
+                err.contains("oidc.clients") && err.contains("demo"),
+                "{err}"
+            );
+            jail.set_env(
+                "CENSUS__OIDC__CLIENTS",
+                format!(
+                    "[{{id=\"form\",secret_sha256=\"{}\",redirect_uris=[\"https://form.test/cb\"]}}]",
+                    "ab".repeat(32)
+                ),
+            );
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("secrets.oidc_signing_keys"), "{err}");
+            jail.set_env("CENSUS__SECRETS__OIDC_SIGNING_KEYS", "pem");
+            assert_eq!(load_in(jail).unwrap().oidc.clients[0].id, "form");
+            jail.set_env("CENSUS__OIDC__CLIENTS", "[]");
+            assert!(load_in(jail).unwrap().oidc.clients.is_empty());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_client_with_a_fragment_in_its_redirect_uri_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "CENSUS__OIDC__CLIENTS",
+                format!(
+                    "[{{id=\"form\",secret_sha256=\"{}\",redirect_uris=[\"https://form.test/cb#x\"]}}]",
+                    "ab".repeat(32)
+                ),
+            );
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("oidc.clients"), "{err}");
             Ok(())
         });
     }

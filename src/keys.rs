@@ -46,6 +46,7 @@ pub struct Keys {
     maiden: SecretBox<[u8; 32]>,
     argon2: SecretBox<[u8; 32]>,
     client: SecretBox<[u8; 32]>,
+    oidc_sub: SecretBox<[u8; 32]>,
 }
 
 impl Keys {
@@ -61,6 +62,7 @@ impl Keys {
             maiden: derive("census-login/maiden-name/v1"),
             argon2: derive("census-login/argon2-secret/v1"),
             client: derive("census-login/client-network/v1"),
+            oidc_sub: derive("census-login/oidc-pairwise-sub/v1"),
         }
     }
 
@@ -88,6 +90,18 @@ impl Keys {
         let mut short = [0u8; 16];
         short.copy_from_slice(&full[..16]);
         short
+    }
+
+    /// The OpenID Connect `sub` of a person for one relying party: stable
+    /// across logins, different for every client, so two clients cannot link
+    /// their users, and never the PESEL (OIDC Core 8.1, pairwise).
+    pub fn pairwise_sub(&self, client_id: &str, key: &PeselKey) -> String {
+        use base64::Engine;
+        let mut data = Vec::with_capacity(client_id.len() + 17);
+        data.extend_from_slice(client_id.as_bytes());
+        data.push(0);
+        data.extend_from_slice(&key.0);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Self::mac(&self.oidc_sub, &data))
     }
 
     /// Argon2's secret input `K`: the pepper, so a stolen database alone
@@ -136,6 +150,17 @@ mod tests {
         let h = |s: &str| k.maiden_hash(&MaidenName::parse(s).unwrap());
         assert_eq!(h("Łukasiewicz"), h("lukasiewicz"));
         assert_ne!(h("Nowak"), h("Kowalska"));
+    }
+
+    #[test]
+    fn pairwise_subjects_are_stable_per_client_and_differ_between_clients() {
+        let k = keys("p");
+        let pesel = Pesel::parse("02070803628", date!(2026 - 01 - 01)).unwrap();
+        let key = k.pesel_key(&pesel);
+        assert_eq!(k.pairwise_sub("a", &key), k.pairwise_sub("a", &key));
+        assert_ne!(k.pairwise_sub("a", &key), k.pairwise_sub("b", &key));
+        assert_ne!(k.pairwise_sub("a", &key), keys("q").pairwise_sub("a", &key));
+        assert!(!k.pairwise_sub("a", &key).contains("02070803628"));
     }
 
     #[test]

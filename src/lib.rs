@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod oidc;
 pub mod problem_code;
 pub mod rate_limit;
 pub mod registry;

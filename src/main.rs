@@ -67,14 +67,6 @@ enum RegistryCommand {
 fn main() -> ExitCode {
     return_large_buffers_to_the_os();
     let cli = Cli::parse();
-    if let Some(Command::Registry(RegistryCommand::Generate { count, seed })) = &cli.command {
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::new(stdout.lock());
-        return match registry::generate(*count, *seed, &mut out).and_then(|_| out.flush()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&format!("cannot write: {e}")),
-        };
-    }
     let settings = match Settings::load() {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
@@ -88,7 +80,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
             Command::Registry(RegistryCommand::Import { file }) => import(settings, &file).await,
-            Command::Registry(RegistryCommand::Generate { .. }) => ExitCode::SUCCESS,
+            Command::Registry(RegistryCommand::Generate { count, seed }) => generate(count, seed),
             Command::Unlock { pesel } => unlock(settings, &pesel).await,
             Command::Purge { yes } => purge(settings, yes).await,
             Command::BenchHash {
@@ -161,14 +153,26 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// `registry generate`: a synthetic registry on stdout.
+fn generate(count: usize, seed: u64) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match registry::generate(count, seed, &mut out).and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot write: {e}")),
+    }
+}
+
 async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
     let reader = match std::fs::File::open(file) {
         Ok(f) => f,
         Err(e) => return fail(&format!("{}: {e}", file.display())),
     };
-    let (rows, bad) = match registry::parse(
+    let keys = Keys::from_pepper(&pepper(&settings));
+    let (records, bad) = match registry::load(
         std::io::BufReader::new(reader),
         census_login::clock::SystemClock.poland_today(),
+        &keys,
     ) {
         Ok(r) => r,
         Err(e) => return fail(&e.to_string()),
@@ -180,18 +184,16 @@ async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
-    let keys = Keys::from_pepper(&pepper(&settings));
-    let bar = indicatif::ProgressBar::new(rows.len() as u64);
-    for chunk in rows.chunks(1000) {
-        let records: Vec<_> = chunk.iter().map(|r| r.to_record(&keys)).collect();
-        if let Err(e) = store.upsert_registry(&records).await {
+    let bar = indicatif::ProgressBar::new(records.len() as u64);
+    for chunk in records.chunks(1000) {
+        if let Err(e) = store.upsert_registry(chunk).await {
             bar.abandon();
             return fail(&e.to_string());
         }
         bar.inc(chunk.len() as u64);
     }
     bar.finish();
-    eprintln!("imported {} rows, {} bad", rows.len(), bad.len());
+    eprintln!("imported {} rows, {} bad", records.len(), bad.len());
     if bad.is_empty() {
         ExitCode::SUCCESS
     } else {

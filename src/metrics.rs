@@ -27,6 +27,12 @@ pub const STORE_OPERATIONS: &[&str] = &[
     "take_rate_tokens",
     "migrate",
     "purge",
+    "put_session_facts",
+    "session_facts",
+    "put_authorization_request",
+    "authorization_request",
+    "put_grant",
+    "use_grant",
 ];
 
 pub struct Metrics {
@@ -45,7 +51,34 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     pub store_up: IntGauge,
     pub rate_limited: IntCounterVec,
+    pub oidc_codes_issued: IntCounter,
+    pub oidc_codes_redeemed: IntCounter,
+    pub oidc_refused: IntCounterVec,
 }
+
+/// `reason` values of `census_oidc_refused_total` (bounded: see `crate::oidc`).
+pub const OIDC_REFUSAL_REASONS: &[&str] = &[
+    // authorization endpoint
+    "unknown_client",
+    "redirect_uri",
+    "invalid_request",
+    "login_required",
+    "access_denied",
+    // token endpoint
+    "invalid_client",
+    "unsupported_grant_type",
+    "code_unknown",
+    "code_client",
+    "redirect_uri_mismatch",
+    "pkce",
+    "session_ended",
+    "account_reset",
+    "window_closed",
+    "store_unavailable",
+    // userinfo and end session
+    "invalid_token",
+    "logout_request",
+];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -162,6 +195,27 @@ impl Metrics {
                 "Requests refused by the per-IP rate limit, by route.",
                 &["route"],
             ),
+            oidc_codes_issued: register(
+                &r,
+                IntCounter::new(
+                    "census_oidc_codes_issued_total",
+                    "Authorization codes issued to relying parties (hand-offs begun).",
+                )
+                .expect("valid metric"),
+            ),
+            oidc_codes_redeemed: register(
+                &r,
+                IntCounter::new(
+                    "census_oidc_codes_redeemed_total",
+                    "Authorization codes redeemed for tokens (hand-offs completed).",
+                )
+                .expect("valid metric"),
+            ),
+            oidc_refused: counter_vec(
+                "census_oidc_refused_total",
+                "OpenID Connect requests refused, by reason.",
+                &["reason"],
+            ),
             registry: r,
         };
         metrics.touch_known_labels();
@@ -212,9 +266,24 @@ impl Metrics {
             "/api/v1/login",
             "/api/v1/password",
             "/api/v1/no-pesel-requests",
+            "/oidc/authorize",
         ] {
             self.rate_limited.with_label_values(&[route]);
         }
+        for reason in OIDC_REFUSAL_REASONS {
+            self.oidc_refused.with_label_values(&[reason]);
+        }
+    }
+
+    /// Counts a refused OpenID Connect request; `reason` is one of
+    /// [`OIDC_REFUSAL_REASONS`] (anything else is counted as `invalid_request`).
+    pub fn oidc_refused(&self, reason: &str) {
+        let reason = if OIDC_REFUSAL_REASONS.contains(&reason) {
+            reason
+        } else {
+            "invalid_request"
+        };
+        self.oidc_refused.with_label_values(&[reason]).inc();
     }
 
     /// The lock level as a bounded label.

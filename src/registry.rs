@@ -44,8 +44,20 @@ pub enum RegistryError {
     Csv(#[from] csv::Error),
 }
 
-/// Parses a whole registry: good rows, and bad rows with their line numbers.
-/// Parses a registry CSV; PESEL birth dates are judged against `today` (Poland).
+/// Reads a registry for storage: keyed records of the good rows, and the bad
+/// rows with their line numbers. The one loader of the seed file at start-up
+/// and of `census-login registry import`.
+pub fn load(
+    input: impl Read,
+    today: time::Date,
+    keys: &Keys,
+) -> Result<(Vec<RegistryRecord>, Vec<BadRow>), RegistryError> {
+    let (rows, bad) = parse(input, today)?;
+    Ok((rows.iter().map(|r| r.to_record(keys)).collect(), bad))
+}
+
+/// Parses a registry CSV: good rows, and bad rows with their line numbers.
+/// PESEL birth dates are judged against `today` (in Poland).
 pub fn parse(
     input: impl Read,
     today: time::Date,

@@ -11,7 +11,7 @@ use crate::config::{Backend, Settings};
 use crate::domain::LockoutPolicy;
 use crate::domain::window::CensusPeriod;
 use crate::http::problem::TextParams;
-use crate::http::{self, AppState, Readiness, admin, middleware, public, web_assets};
+use crate::http::{self, AppState, Readiness, admin, middleware, oidc, public, web_assets};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::rate_limit::SharedRateLimiter;
@@ -41,6 +41,8 @@ pub enum StartupError {
     Store(#[from] crate::store::StoreError),
     #[error("password hashing: {0}")]
     Hash(#[from] crate::auth::hasher::HashError),
+    #[error("OpenID Connect: {0}")]
+    Oidc(String),
     #[error("registry seed file {path}: {reason}")]
     Seed { path: String, reason: String },
 }
@@ -165,14 +167,15 @@ fn seed_rows(
             })?,
         ),
     };
-    let (rows, bad) = registry::parse(text.as_bytes(), today).map_err(|e| StartupError::Seed {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let (records, bad) =
+        registry::load(text.as_bytes(), today, keys).map_err(|e| StartupError::Seed {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
     for b in &bad {
         tracing::warn!(file = %path, line = b.line, reason = %b.reason, "registry row skipped");
     }
-    Ok(rows.iter().map(|r| r.to_record(keys)).collect())
+    Ok(records)
 }
 
 /// The flows over `store` and `keys`, with the hashing pool as configured.
@@ -249,6 +252,10 @@ impl Application {
             store.clone(),
             keys.clone(),
         )?;
+        let oidc = Arc::new(
+            crate::oidc::Provider::new(&settings, auth.clone(), metrics.clone())
+                .map_err(StartupError::Oidc)?,
+        );
         let seed = seed_rows(&settings, &keys, clocks.service.poland_today())?;
         let rl = &settings.rate_limit;
         let limiter = SharedRateLimiter::new(
@@ -271,6 +278,7 @@ impl Application {
             meta: public::meta_json(&settings),
             limiter,
             readiness: readiness.clone(),
+            oidc,
         });
 
         let bind = |what: &'static str, addr: std::net::SocketAddr| {
@@ -315,6 +323,43 @@ impl Application {
                                 .wrap(from_fn(middleware::rate_limit))
                                 .route(web::post().to(public::no_pesel_request)),
                         )
+                        .route(
+                            "/authorization-requests/{id}",
+                            web::get().to(oidc::waiting_request),
+                        )
+                        .route(
+                            "/authorization-requests/{id}/continue",
+                            web::post().to(oidc::continue_request),
+                        )
+                        .route(
+                            "/authorization-requests/{id}/cancel",
+                            web::post().to(oidc::cancel_request),
+                        )
+                        .default_service(web::to(http::not_found)),
+                )
+                // The OpenID Connect provider: form posts and navigations from
+                // relying parties, so outside /api/v1 and its JSON-only rules.
+                .route(
+                    "/.well-known/openid-configuration",
+                    get_or_head().to(oidc::discovery),
+                )
+                .service(
+                    web::scope(crate::oidc::COOKIE_PATH)
+                        .app_data(web::PayloadConfig::new(16 * 1024))
+                        // Limited per IP like the credential endpoints: without a
+                        // session each request stores a waiting request.
+                        .service(
+                            web::resource("/authorize")
+                                .wrap(from_fn(middleware::rate_limit))
+                                .route(web::get().to(oidc::authorize))
+                                .route(web::post().to(oidc::authorize)),
+                        )
+                        .route("/token", web::post().to(oidc::token))
+                        .route("/jwks", get_or_head().to(oidc::jwks))
+                        .route("/userinfo", web::get().to(oidc::userinfo))
+                        .route("/userinfo", web::post().to(oidc::userinfo))
+                        .route("/logout", web::get().to(oidc::end_session))
+                        .route("/logout", web::post().to(oidc::end_session))
                         .default_service(web::to(http::not_found)),
                 )
                 .route("/", get_or_head().to(web_assets::index))

@@ -171,6 +171,7 @@ fn the_logs_never_contain_personal_data_and_unlock_works_from_the_command_line()
                 format!("redis://127.0.0.1:{}", redis.1),
             )
             .env("CENSUS__SECRETS__PEPPER", "cli-test-pepper")
+            .env("CENSUS__OIDC__CLIENTS", "[]")
             .env("CENSUS__SECRETS__REDIS_PASSWORD", REDIS_PASSWORD)
             .env("CENSUS__SECRETS__ADMIN_TOKEN", "cli-token")
             .env("CENSUS__LOG__LEVEL", "debug")

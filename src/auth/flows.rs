@@ -151,7 +151,7 @@ impl AuthService {
             return Err(AuthError::PasswordAlreadyDefined);
         }
         tracing::info!(event = "password_defined", cid = %key.correlation_id(), "password defined");
-        self.grant(&key, &token, &settled)
+        self.grant(&key, &pesel, &token, &settled).await
     }
 
     async fn login_inner(&self, input: LoginInput) -> Result<SessionGrant, AuthError> {
@@ -210,7 +210,7 @@ impl AuthService {
             return Err(AuthError::WindowClosed);
         }
         tracing::info!(event = "login_ok", cid = %key.correlation_id(), "login succeeded");
-        self.grant(&key, &token, &settled)
+        self.grant(&key, &pesel, &token, &settled).await
     }
 
     /// The common opening of both flows, in the order the rules need: census
@@ -342,13 +342,18 @@ impl AuthService {
         Err(self.overloaded())
     }
 
-    fn grant(
+    /// The cookie for a created session, once the hand-off knows how it was
+    /// authenticated (see `handoff`).
+    async fn grant(
         &self,
         key: &PeselKey,
+        pesel: &Pesel,
         token: &[u8; 32],
         settled: &Settled,
     ) -> Result<SessionGrant, AuthError> {
         let record = settled.session.ok_or(AuthError::WindowClosed)?;
+        self.record_session_facts(key, pesel, token, &record, super::handoff::ACR_PASSWORD)
+            .await?;
         Ok(SessionGrant {
             cookie_value: session::cookie_value(key, token),
             record,

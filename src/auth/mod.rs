@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod bench;
 pub mod flows;
+pub mod handoff;
 pub mod hasher;
 pub mod session;
 

@@ -84,17 +84,19 @@ pub async fn account(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// 204 for an action that answers nothing else.
+fn no_content<T>(ctx: &Ctx, result: Result<T, AuthError>) -> Result<HttpResponse, Problem> {
+    result
+        .map(|_| HttpResponse::NoContent().finish())
+        .map_err(|e| ctx.problem(e))
+}
+
 pub async fn unlock(
     state: web::Data<AppState>,
     ctx: Ctx,
     pesel: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    state
-        .auth
-        .unlock(&pesel, "admin-api")
-        .await
-        .map_err(|e| ctx.problem(e))?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content(&ctx, state.auth.unlock(&pesel, "admin-api").await)
 }
 
 pub async fn reset(
@@ -102,12 +104,7 @@ pub async fn reset(
     ctx: Ctx,
     pesel: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    state
-        .auth
-        .reset(&pesel, "admin-api")
-        .await
-        .map_err(|e| ctx.problem(e))?;
-    Ok(HttpResponse::NoContent().finish())
+    no_content(&ctx, state.auth.reset(&pesel, "admin-api").await)
 }
 
 #[derive(Deserialize)]
@@ -156,10 +153,9 @@ pub async fn no_pesel_handled(
     ctx: Ctx,
     reference: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    state
+    let handled = state
         .auth
         .mark_no_pesel_handled(&reference, "admin-api")
-        .await
-        .map_err(|e| ctx.problem(e))?;
-    Ok(HttpResponse::NoContent().finish())
+        .await;
+    no_content(&ctx, handled)
 }

@@ -198,12 +198,11 @@ pub async fn ensure_problem(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let res = next.call(req).await?;
-    // Our own error bodies (problem+json, the readiness JSON) have a JSON type;
-    // actix-web's have none or plain text.
-    let ours = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/"));
+    // Our own error bodies (problem+json, the readiness JSON, the OIDC error
+    // page) have a JSON or HTML type; actix-web's have none or plain text.
+    let ours = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/") || v.as_bytes().starts_with(b"text/html")
+    });
     if res.status().as_u16() < 400 || ours {
         return Ok(res.map_into_left_body());
     }

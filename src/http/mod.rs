@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod middleware;
+pub mod oidc;
 pub mod problem;
 pub mod public;
 pub mod web_assets;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub meta: String,
     pub limiter: Arc<crate::rate_limit::SharedRateLimiter>,
     pub readiness: Arc<Readiness>,
+    pub oidc: Arc<crate::oidc::Provider>,
 }
 
 /// What `/readyz` needs besides a store ping.

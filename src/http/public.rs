@@ -64,11 +64,24 @@ impl From<&SessionRecord> for SessionBody {
     }
 }
 
-fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
+pub fn session_cookie(state: &AppState, value: String) -> Cookie<'static> {
     Cookie::build(COOKIE_NAME, value)
         .http_only(true)
         .same_site(SameSite::Strict)
         .path("/")
+        .secure(state.settings.session.cookie_secure)
+        .finish()
+}
+
+/// The provider's cookie (README, "Hand-off to the census form"): the same
+/// session reference as `census_session`, but `SameSite=Lax` and sent only to
+/// the provider's paths, so that it survives the census form's cross-site
+/// navigation to the authorization endpoint; `census_session` stays `Strict`.
+pub fn op_cookie(state: &AppState, value: String) -> Cookie<'static> {
+    Cookie::build(crate::oidc::OP_COOKIE_NAME, value)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path(crate::oidc::COOKIE_PATH)
         .secure(state.settings.session.cookie_secure)
         .finish()
 }
@@ -78,7 +91,8 @@ fn with_session(
     mut res: actix_web::HttpResponseBuilder,
     grant: SessionGrant,
 ) -> HttpResponse {
-    res.cookie(session_cookie(state, grant.cookie_value))
+    res.cookie(session_cookie(state, grant.cookie_value.clone()))
+        .cookie(op_cookie(state, grant.cookie_value))
         .json(SessionBody::from(&grant.record))
 }
 
@@ -168,9 +182,15 @@ pub async fn logout(
         .await
         .map_err(|e| ctx.problem(e))?;
     let mut gone = session_cookie(&state, String::new());
-    gone.set_max_age(CookieDuration::ZERO);
-    gone.set_expires(OffsetDateTime::UNIX_EPOCH);
-    Ok(HttpResponse::NoContent().cookie(gone).finish())
+    let mut op_gone = op_cookie(&state, String::new());
+    for c in [&mut gone, &mut op_gone] {
+        c.set_max_age(CookieDuration::ZERO);
+        c.set_expires(OffsetDateTime::UNIX_EPOCH);
+    }
+    Ok(HttpResponse::NoContent()
+        .cookie(gone)
+        .cookie(op_gone)
+        .finish())
 }
 
 pub async fn no_pesel_request(

@@ -2,9 +2,9 @@
 //! operation, so neither implementation has to.
 
 use super::{
-    AccountStatus, Begun, LockedUntil, NoPeselPage, NoPeselQuery, RateBalance, RatePolicy,
-    RateTake, RegistryRecord, SessionRecord, Settle, Settled, Store, StoreError,
-    StoredNoPeselRequest,
+    AccountStatus, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage, NoPeselQuery,
+    RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord, Settle, Settled, Store,
+    StoreError, StoredNoPeselRequest,
 };
 use crate::clock::Millis;
 use crate::domain::lockout::LockoutPolicy;
@@ -177,5 +177,80 @@ impl Store for Instrumented {
 
     async fn purge(&self) -> Result<u64, StoreError> {
         self.observe("purge", self.inner.purge()).await
+    }
+
+    async fn put_session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        self.observe(
+            "put_session_facts",
+            self.inner.put_session_facts(key, session_hash, sealed, ttl),
+        )
+        .await
+    }
+
+    async fn session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+    ) -> Result<Option<String>, StoreError> {
+        self.observe("session_facts", self.inner.session_facts(key, session_hash))
+            .await
+    }
+
+    async fn put_authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        request: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        self.observe(
+            "put_authorization_request",
+            self.inner.put_authorization_request(id_hash, request, ttl),
+        )
+        .await
+    }
+
+    async fn authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        take: bool,
+    ) -> Result<Option<String>, StoreError> {
+        self.observe(
+            "authorization_request",
+            self.inner.authorization_request(id_hash, take),
+        )
+        .await
+    }
+
+    async fn put_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        self.observe(
+            "put_grant",
+            self.inner
+                .put_grant(key, kind, grant_hash, session_hash, sealed, ttl),
+        )
+        .await
+    }
+
+    async fn use_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+    ) -> Result<GrantLookup, StoreError> {
+        self.observe("use_grant", self.inner.use_grant(key, kind, grant_hash))
+            .await
     }
 }

@@ -8,9 +8,9 @@
 //! rate-limit time is read from it inside the critical section.
 
 use super::{
-    AccountRecord, AccountStatus, Begin, Begun, LockedUntil, NoPeselPage, NoPeselQuery,
-    PasswordWrite, RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord, Settle,
-    Settled, Store, StoreError, StoredNoPeselRequest,
+    AccountRecord, AccountStatus, Begin, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage,
+    NoPeselQuery, PasswordWrite, RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord,
+    Settle, Settled, Store, StoreError, StoredNoPeselRequest,
 };
 use crate::clock::Millis;
 use crate::clock::{Clock, SystemClock};
@@ -22,6 +22,7 @@ use crate::keys::PeselKey;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub struct MemoryStore {
@@ -46,6 +47,35 @@ struct State {
     no_pesel_seq: u64,
     no_pesel_expire_at: Option<Millis>,
     rate: HashMap<[u8; 16], Bucket>,
+    /// OIDC records (sealed by the caller), with their expiry.
+    session_facts: HashMap<(PeselKey, [u8; 32]), (String, Instant)>,
+    authz_requests: HashMap<[u8; 32], (String, Instant)>,
+    grants: HashMap<(PeselKey, GrantKind, [u8; 32]), MemGrant>,
+}
+
+struct MemGrant {
+    sealed: String,
+    session_hash: [u8; 32],
+    generation: u64,
+    expires: Instant,
+}
+
+fn expiry(ttl: Millis) -> Instant {
+    Instant::now() + Duration::from_millis(ttl.max(0) as u64)
+}
+
+/// Drops expired entries now and then, so that the maps stay bounded by what
+/// is alive rather than by what was ever issued.
+fn prune<K, V>(map: &mut HashMap<K, V>, expires: impl Fn(&V) -> Instant) {
+    if map.len().is_multiple_of(1024) {
+        let now = Instant::now();
+        map.retain(|_, v| expires(v) > now);
+    }
+}
+
+/// The account generation the OIDC grants are bound to (moved on by a reset).
+fn generation(state: &State, key: &PeselKey) -> u64 {
+    state.accounts.get(key).map_or(0, |a| a.generation)
 }
 
 impl MemoryStore {
@@ -382,5 +412,116 @@ impl Store for MemoryStore {
             state.locks.len() + state.accounts.len() + state.sessions.len() + state.no_pesel.len();
         *state = State::default();
         Ok(n as u64)
+    }
+
+    async fn put_session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        prune(&mut state.session_facts, |v| v.1);
+        state
+            .session_facts
+            .insert((*key, *session_hash), (sealed.to_owned(), expiry(ttl)));
+        Ok(())
+    }
+
+    async fn session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+    ) -> Result<Option<String>, StoreError> {
+        let state = self.state();
+        Ok(state
+            .session_facts
+            .get(&(*key, *session_hash))
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(v, _)| v.clone()))
+    }
+
+    async fn put_authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        request: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        prune(&mut state.authz_requests, |v| v.1);
+        state
+            .authz_requests
+            .insert(*id_hash, (request.to_owned(), expiry(ttl)));
+        Ok(())
+    }
+
+    async fn authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        take: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let mut state = self.state();
+        let found = if take {
+            state.authz_requests.remove(id_hash)
+        } else {
+            state.authz_requests.get(id_hash).cloned()
+        };
+        Ok(found
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(v, _)| v))
+    }
+
+    async fn put_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        prune(&mut state.grants, |g| g.expires);
+        let grant = MemGrant {
+            sealed: sealed.to_owned(),
+            session_hash: *session_hash,
+            generation: generation(&state, key),
+            expires: expiry(ttl),
+        };
+        state.grants.insert((*key, kind, *grant_hash), grant);
+        Ok(())
+    }
+
+    async fn use_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+    ) -> Result<GrantLookup, StoreError> {
+        let mut state = self.state();
+        let id = (*key, kind, *grant_hash);
+        let grant = match kind {
+            GrantKind::Code => state.grants.remove(&id),
+            GrantKind::AccessToken => state.grants.get(&id).map(|g| MemGrant {
+                sealed: g.sealed.clone(),
+                ..*g
+            }),
+        };
+        let Some(grant) = grant.filter(|g| g.expires > Instant::now()) else {
+            return Ok(GrantLookup::Unknown);
+        };
+        if grant.generation != generation(&state, key) {
+            return Ok(GrantLookup::GenerationMoved);
+        }
+        let now = self.clock.now();
+        let session_alive = state
+            .sessions
+            .get(&(*key, grant.session_hash))
+            .is_some_and(|&(_, _, expires)| expires > now);
+        if !session_alive {
+            return Ok(GrantLookup::SessionEnded);
+        }
+        Ok(GrantLookup::Found(grant.sealed))
     }
 }

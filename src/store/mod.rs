@@ -188,6 +188,27 @@ pub struct NoPeselPage {
     pub next: Option<u64>,
 }
 
+/// OpenID Connect grants kept per person (see `crate::auth::handoff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantKind {
+    /// Authorization code: single-use, deleted by the lookup that finds it.
+    Code,
+    /// Access token for userinfo: read as often as needed until it expires.
+    AccessToken,
+}
+
+/// What a grant lookup found. A grant dies with the session it came from and
+/// with a reset of the account (its generation moved on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrantLookup {
+    /// The sealed grant.
+    Found(String),
+    /// Never issued, expired, or (a code) already used.
+    Unknown,
+    SessionEnded,
+    GenerationMoved,
+}
+
 /// At most this many no-PESEL requests are listed at once.
 pub const NO_PESEL_LIST_LIMIT: usize = 1000;
 
@@ -291,4 +312,59 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes all census data. Returns how many keys or records went.
     async fn purge(&self) -> Result<u64, StoreError>;
+
+    // ---- OpenID Connect hand-off (`crate::auth::handoff`). Values are sealed
+    // by the caller; the store sees only ciphertext and hashes of secrets.
+    // Every record expires by itself (`ttl`, milliseconds).
+
+    /// Facts of a session that the session record does not hold (when and how
+    /// the person authenticated), filed under the session's token hash.
+    async fn put_session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError>;
+
+    async fn session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+    ) -> Result<Option<String>, StoreError>;
+
+    /// An authorization request waiting for the person to log in (no person yet).
+    async fn put_authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        request: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// The waiting request; `take` deletes it in the same step.
+    async fn authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        take: bool,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Files a grant of the session `session_hash`, with the account's current generation.
+    async fn put_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// Looks a grant up, atomically: a code is deleted by the lookup that finds
+    /// it, so of two redemptions racing on two replicas at most one gets it.
+    async fn use_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+    ) -> Result<GrantLookup, StoreError>;
 }

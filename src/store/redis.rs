@@ -9,14 +9,18 @@
 //! |---|---|---|
 //! | `census:{<k>}:lock` | hash | lockout state `f l u lf` (expires after `forget_after`) |
 //! | `census:{<k>}:pend` | zset | reservations in flight, scored by expiry |
-//! | `census:{<k>}:acct` | hash | `mn` maiden-name hash, `rsv`, `pw` PHC, `fl` first login |
+//! | `census:{<k>}:acct` | hash | `mn` maiden-name hash, `rsv`, `pw` PHC, `fl` first login, `gen` generation (moved on by a reset) |
 //! | `census:{<k>}:ss`   | set  | hashes of the person's session tokens |
-//! | `census:{<k>}:s:<token hash>` | hash | `fl`, `we`; expires with the session |
+//! | `census:{<k>}:s:<token hash>` | hash | `fl`, `we`, `exp` (idle expiry); expires with the session |
 //! | `census:rl:{<c>}`   | hash | rate-limit bucket of a client network (`<c>` keyed hash) `t` milli-tokens, `at`; expires once full |
 //! | `census:{nopesel}:seq`  | string | arrival counter of no-PESEL requests |
 //! | `census:{nopesel}:all`  | zset | references by arrival number |
 //! | `census:{nopesel}:open` | zset | the same, not yet handled |
 //! | `census:{nopesel}:req`  | hash | reference → request JSON |
+//! | `census:{<k>}:sf:<token hash>` | string | OIDC: sealed facts of a session (auth time, acr); expires with the window |
+//! | `census:{<k>}:code:<hash>` | hash | OIDC authorization code: `p` sealed grant, `s` session token hash, `g` generation |
+//! | `census:{<k>}:at:<hash>` | hash | OIDC access token, as a code |
+//! | `census:oidc:ar:<hash>` | string | OIDC authorization request waiting for a login (no person yet) |
 //!
 //! The `{nopesel}` keys expire together at `census.closes_at` + `census.retention`
 //! (when the census has an end). Before this layout the requests were a list
@@ -42,9 +46,9 @@
 //! replicas and survives a failover to one of them.
 
 use super::{
-    AccountRecord, AccountStatus, Begin, Begun, LockedUntil, NoPeselPage, NoPeselQuery,
-    PasswordWrite, RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord, Settle,
-    Settled, Store, StoreError, StoredNoPeselRequest,
+    AccountRecord, AccountStatus, Begin, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage,
+    NoPeselQuery, PasswordWrite, RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord,
+    Settle, Settled, Store, StoreError, StoredNoPeselRequest,
 };
 use crate::clock::Clock;
 use crate::clock::Millis;
@@ -100,6 +104,20 @@ const NO_PESEL_SEQ: &str = "census:{nopesel}:seq";
 const NO_PESEL_ALL: &str = "census:{nopesel}:all";
 const NO_PESEL_OPEN: &str = "census:{nopesel}:open";
 const NO_PESEL_REQ: &str = "census:{nopesel}:req";
+static PUT_GRANT: LazyLock<Script> = script!("lua/put_grant.lua");
+static USE_GRANT: LazyLock<Script> = script!("lua/use_grant.lua");
+
+fn grant_suffix(kind: GrantKind, hash: &[u8; 32]) -> String {
+    let prefix = match kind {
+        GrantKind::Code => "code",
+        GrantKind::AccessToken => "at",
+    };
+    format!("{prefix}:{}", hex::encode(hash))
+}
+
+fn authz_request_key(id_hash: &[u8; 32]) -> String {
+    format!("census:oidc:ar:{}", hex::encode(id_hash))
+}
 
 /// One connection handle for any topology. Single and Cluster reconnect by
 /// themselves; a Sentinel connection is dropped on error and the master
@@ -371,6 +389,22 @@ impl RedisStore {
 
     fn session_key(k: &PeselKey, token_hash: &[u8; 32]) -> String {
         Self::key(k, &format!("s:{}", hex::encode(token_hash)))
+    }
+
+    /// `SET key value PX ttl`: a record that expires by itself.
+    async fn set_px(&self, key: String, value: &str, ttl: Millis) -> Result<(), StoreError> {
+        let value = value.to_owned();
+        self.run(|mut c| async move {
+            ::redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ttl.max(1))
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
     }
 
     /// The scripts' first argument: empty (= Redis `TIME`) unless a test clock is set.
@@ -943,6 +977,100 @@ impl Store for RedisStore {
             }
         }
         Ok(total)
+    }
+
+    async fn put_session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        let k = Self::key(key, &format!("sf:{}", hex::encode(session_hash)));
+        self.set_px(k, sealed, ttl).await
+    }
+
+    async fn session_facts(
+        &self,
+        key: &PeselKey,
+        session_hash: &[u8; 32],
+    ) -> Result<Option<String>, StoreError> {
+        let k = Self::key(key, &format!("sf:{}", hex::encode(session_hash)));
+        self.run(|mut c| async move {
+            ::redis::cmd("GET")
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn put_authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        request: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        self.set_px(authz_request_key(id_hash), request, ttl).await
+    }
+
+    async fn authorization_request(
+        &self,
+        id_hash: &[u8; 32],
+        take: bool,
+    ) -> Result<Option<String>, StoreError> {
+        let k = authz_request_key(id_hash);
+        self.run(|mut c| async move {
+            ::redis::cmd(if take { "GETDEL" } else { "GET" })
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn put_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+        session_hash: &[u8; 32],
+        sealed: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        let mut inv = PUT_GRANT.prepare_invoke();
+        inv.key(Self::key(key, &grant_suffix(kind, grant_hash)))
+            .key(Self::key(key, "acct"))
+            .arg(sealed)
+            .arg(hex::encode(session_hash))
+            .arg(ttl.max(1));
+        self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await.map_err(unavailable) })
+            .await
+    }
+
+    async fn use_grant(
+        &self,
+        key: &PeselKey,
+        kind: GrantKind,
+        grant_hash: &[u8; 32],
+    ) -> Result<GrantLookup, StoreError> {
+        let mut inv = USE_GRANT.prepare_invoke();
+        inv.key(Self::key(key, &grant_suffix(kind, grant_hash)))
+            .key(Self::key(key, "acct"))
+            .arg(Self::key(key, "s:"))
+            .arg(if kind == GrantKind::Code { "1" } else { "0" });
+        let (status, sealed): (String, String) = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        match status.as_str() {
+            "found" => Ok(GrantLookup::Found(sealed)),
+            "unknown" => Ok(GrantLookup::Unknown),
+            "session" => Ok(GrantLookup::SessionEnded),
+            "generation" => Ok(GrantLookup::GenerationMoved),
+            other => Err(StoreError::Corrupt(format!("grant status {other}"))),
+        }
     }
 }
 

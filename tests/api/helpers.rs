@@ -3,6 +3,7 @@
 //! on a free port in a temporary directory and stops it on drop.
 
 use crate::support::redis_server;
+use census_login::clock::ManualClock;
 use census_login::config::Settings;
 use census_login::keys::Keys;
 use census_login::startup::{Application, Clocks, ShutdownHandle};
@@ -12,6 +13,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const PEPPER: &str = "test-pepper-not-secret";
@@ -186,9 +188,12 @@ pub fn settings(
         .merge(("log.level", "warn"));
     f = match backend {
         Backend::Memory => f.merge(("store.backend", "memory")),
+        // The demo OIDC client is refused with Redis; tests that need one
+        // configure their own (with signing keys) through `overrides`.
         Backend::Redis | Backend::Cluster => f
             .merge(("store.backend", "redis"))
-            .merge(("store.redis_url", store_url.expect("a redis url"))),
+            .merge(("store.redis_url", store_url.expect("a redis url")))
+            .merge(("oidc.clients", Value::Array(Vec::new()))),
     };
     for (k, v) in overrides {
         f = f.merge((*k, v.clone()));
@@ -220,6 +225,33 @@ pub async fn spawn_app(backend: Backend, overrides: &[(&str, Value)]) -> TestApp
     app._redis = redis;
     app._cluster = cluster;
     app
+}
+
+/// As [`spawn_app`], with time in the test's hands: the service, the memory
+/// store and the Redis scripts all read the returned manual clock, so a test
+/// moves it instead of sleeping.
+pub async fn spawn_app_with_clock(
+    backend: Backend,
+    overrides: &[(&str, Value)],
+) -> (TestApp, Arc<ManualClock>) {
+    let redis = (backend == Backend::Redis).then(RedisServer::start);
+    let cluster = (backend == Backend::Cluster).then(RedisCluster::start);
+    let url = redis
+        .as_ref()
+        .map(|r| r.url())
+        .or(cluster.as_ref().map(|c| c.url()));
+    // Started once the servers are up: Redis expires keys by its own clock,
+    // and a manual clock never behind it keeps keys at least as long.
+    let clock = ManualClock::at_wall_time();
+    let clocks = Clocks {
+        service: clock.clone(),
+        redis_follows_service: true,
+    };
+    let mut app = spawn_with_clocks(settings(backend, url.as_deref(), overrides), clocks).await;
+    app.store_url = url;
+    app._redis = redis;
+    app._cluster = cluster;
+    (app, clock)
 }
 
 pub async fn spawn_with(settings: Settings) -> TestApp {

@@ -105,7 +105,7 @@ async fn a_lock_is_not_lengthened_by_attempts_during_it(b: Backend) {
 }
 
 async fn each_failure_after_a_lock_doubles_the_block(b: Backend) {
-    let app = spawn_app(
+    let (app, clock) = spawn_app_with_clock(
         b,
         &[
             ("lockout.base_block", json!("1s")),
@@ -124,7 +124,7 @@ async fn each_failure_after_a_lock_doubles_the_block(b: Backend) {
     )
     .await;
     assert_eq!(first["retryAfterSeconds"], 1);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     // One failure after the lock ends locks again at once, for twice as long.
     let second = problem(
         app.login(&p.pesel, "Wrong2021x").await,
@@ -134,7 +134,7 @@ async fn each_failure_after_a_lock_doubles_the_block(b: Backend) {
     .await;
     assert_eq!(second["retryAfterSeconds"], 2);
     assert_eq!(app.account(&p.pesel).await["lockout"]["level"], 2);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     // Capped at max_block (3 s) rather than 4 s.
     let third = problem(
         app.login(&p.pesel, "Wrong2021x").await,
@@ -155,13 +155,13 @@ async fn each_failure_after_a_lock_doubles_the_block(b: Backend) {
 }
 
 async fn success_clears_failures(b: Backend) {
-    let app = spawn_app(b, &[("lockout.base_block", json!("1s"))]).await;
+    let (app, clock) = spawn_app_with_clock(b, &[("lockout.base_block", json!("1s"))]).await;
     let p = person(5);
     assert_eq!(app.define(&p, GOOD_PASSWORD).await.status(), 201);
     for _ in 0..5 {
         app.login(&p.pesel, "Wrong2021x").await;
     }
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     assert_eq!(app.login(&p.pesel, GOOD_PASSWORD).await.status(), 200);
     let lockout = &app.account(&p.pesel).await["lockout"];
     assert_eq!(
@@ -180,7 +180,7 @@ async fn success_clears_failures(b: Backend) {
 }
 
 async fn an_old_failure_streak_is_forgotten(b: Backend) {
-    let app = spawn_app(
+    let (app, clock) = spawn_app_with_clock(
         b,
         &[
             ("lockout.base_block", json!("1s")),
@@ -193,7 +193,7 @@ async fn an_old_failure_streak_is_forgotten(b: Backend) {
         app.login(&p.pesel, "Wrong2021x").await;
     }
     assert_eq!(app.account(&p.pesel).await["lockout"]["failures"], 3);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(Duration::from_millis(1100));
     assert_eq!(app.account(&p.pesel).await["lockout"]["failures"], 0);
     for _ in 0..4 {
         problem(
@@ -210,21 +210,21 @@ async fn an_old_failure_streak_is_forgotten(b: Backend) {
         "account_locked",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    clock.advance(Duration::from_millis(1500));
     assert_eq!(app.account(&p.pesel).await["lockout"]["level"], 1);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    clock.advance(Duration::from_millis(700));
     assert_eq!(app.account(&p.pesel).await["lockout"]["level"], 0);
 }
 
 async fn the_survey_window_closes_login(b: Backend) {
-    let app = spawn_app(b, &[("survey.window", json!("2s"))]).await;
+    let (app, clock) = spawn_app_with_clock(b, &[("survey.window", json!("2s"))]).await;
     let p = person(7);
     let r = app.define(&p, GOOD_PASSWORD).await;
     let body: Value = r.json().await.unwrap();
     // The session ends with the window, not after the 30 min idle timeout.
     assert_eq!(body["expiresAt"], body["windowEndsAt"]);
     assert_eq!(app.login(&p.pesel, GOOD_PASSWORD).await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_millis(2100));
     problem(app.session().await, 401, "not_authenticated").await;
     let closed = problem(
         app.login(&p.pesel, GOOD_PASSWORD).await,

@@ -9,6 +9,7 @@ mod admin;
 mod define;
 mod limits;
 mod login;
+mod oidc;
 mod protocol;
 mod redis_ops;
 mod security;

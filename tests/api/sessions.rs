@@ -30,18 +30,18 @@ async fn a_session_is_checked_and_ended_by_logout(b: Backend) {
 }
 
 async fn the_idle_timeout_slides_with_activity(b: Backend) {
-    let app = spawn_app(b, &[("session.idle_timeout", json!("1500ms"))]).await;
+    let (app, clock) = spawn_app_with_clock(b, &[("session.idle_timeout", json!("1500ms"))]).await;
     let p = person(11);
     assert_eq!(app.define(&p, GOOD_PASSWORD).await.status(), 201);
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        clock.advance(Duration::from_millis(800));
         assert_eq!(
             app.session().await.status(),
             200,
             "activity keeps the session alive"
         );
     }
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    clock.advance(Duration::from_millis(1700));
     problem(app.session().await, 401, "not_authenticated").await;
 }
 

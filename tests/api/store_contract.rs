@@ -72,94 +72,159 @@ fn policy() -> LockoutPolicy {
     }
 }
 
-fn success(generation: u64) -> Settle {
-    Settle::Success {
-        generation,
-        password: PasswordWrite::Keep,
-        session: None,
-    }
+/// Two policies, so that no script constant hides behind the defaults.
+fn policies() -> [LockoutPolicy; 2] {
+    [
+        policy(),
+        LockoutPolicy {
+            max_failures: 1,
+            base_block: 700,
+            multiplier: 3,
+            max_block: 10_000,
+            forget_after: 2_500,
+            reservation_ttl: 300,
+        },
+    ]
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum Seen {
     Begin(String),
-    Settle(Option<(u32, i64)>),
+    /// Lock started; for a success: superseded, first login, session created.
+    Settle(Option<(u32, i64)>, Option<(bool, i64, bool)>),
+    Unlock,
+    Reset,
 }
 
-/// Runs one random script of attempts against the model and a store.
-async fn replay(stores: &Stores, seed: u64) -> (Vec<Seen>, Vec<Seen>) {
+const WINDOW: i64 = 20_000;
+
+/// Runs one random script of attempts, unlocks and resets against the model
+/// and a store: every reservation, lock, success write (first login, session,
+/// a reset winning over an attempt in flight) must agree.
+async fn replay(stores: &Stores, p: &LockoutPolicy, seed: u64) -> (Vec<Seen>, Vec<Seen>) {
     let store = stores.store.as_ref();
-    let p = policy();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let key = PeselKey::from_hex(&format!("{seed:032x}")).unwrap();
+    let key = PeselKey::from_hex(&format!("{seed:016x}{:016x}", p.max_failures)).unwrap();
     let mut model = LockState::default();
+    // The model's account: generation and first login.
+    let (mut generation, mut first_login): (u64, Option<i64>) = (0, None);
     let (mut from_model, mut from_store) = (Vec::new(), Vec::new());
     let mut now = stores.clock.now();
-    let mut open: Vec<String> = Vec::new();
-    for step in 0..120 {
+    // Open tickets with the generation they began with.
+    let mut open: Vec<(String, u64)> = Vec::new();
+    for step in 0..150 {
         now += rng.random_range(0..600);
         stores.clock.set(now);
-        if open.is_empty() || rng.random_range(0..3) == 0 {
+        let roll = rng.random_range(0..30);
+        if roll == 0 {
+            // The helpline lifts the lock: reservations in flight stay.
+            let pending = std::mem::take(&mut model.pending);
+            model = LockState {
+                pending,
+                ..LockState::default()
+            };
+            store.unlock(&key).await.unwrap();
+            from_model.push(Seen::Unlock);
+            from_store.push(Seen::Unlock);
+        } else if roll == 1 {
+            generation += 1;
+            store.reset_account(&key).await.unwrap();
+            from_model.push(Seen::Reset);
+            from_store.push(Seen::Reset);
+        } else if open.is_empty() || roll % 3 == 0 {
             let ticket = format!("t{step}");
-            let m = match model.reserve(&p, now, &ticket) {
+            let m = match model.reserve(p, now, &ticket) {
                 Reservation::Allowed => "allowed".to_owned(),
                 Reservation::Locked { until } => format!("locked {until}"),
                 Reservation::Contended { retry_at } => format!("contended {retry_at}"),
             };
-            let s = match store
-                .begin_attempt(&key, &ticket, &p)
-                .await
-                .unwrap()
-                .outcome
-            {
-                Begin::Allowed { .. } => "allowed".to_owned(),
-                Begin::Locked { until } => format!("locked {until}"),
-                Begin::Contended { retry_at } => format!("contended {retry_at}"),
-            };
+            let (s, seen_generation) =
+                match store.begin_attempt(&key, &ticket, p).await.unwrap().outcome {
+                    Begin::Allowed { account } => ("allowed".to_owned(), account.generation),
+                    Begin::Locked { until } => (format!("locked {until}"), 0),
+                    Begin::Contended { retry_at } => (format!("contended {retry_at}"), 0),
+                };
             if m == "allowed" {
-                open.push(ticket);
+                open.push((ticket, seen_generation));
             }
             from_model.push(Seen::Begin(m));
             from_store.push(Seen::Begin(s));
         } else {
-            let ticket = open.swap_remove(rng.random_range(0..open.len()));
+            let (ticket, began_with) = open.swap_remove(rng.random_range(0..open.len()));
             let outcome = match rng.random_range(0..10) {
-                0 => Outcome::Success,
-                1 => Outcome::Neutral,
+                0 | 1 => Outcome::Success,
+                2 => Outcome::Neutral,
                 _ => Outcome::Failure,
             };
-            let m = model
-                .settle(&p, now, &ticket, outcome)
+            let superseded = outcome == Outcome::Success && began_with != generation;
+            let effective = if superseded {
+                Outcome::Neutral
+            } else {
+                outcome
+            };
+            let lock = model
+                .settle(p, now, &ticket, effective)
                 .map(|l| (l.level, l.until));
+            let success = (outcome == Outcome::Success).then(|| {
+                if superseded {
+                    return (true, 0, false);
+                }
+                let first = *first_login.get_or_insert(now);
+                (false, first, first + WINDOW > now)
+            });
             let settle = match outcome {
-                Outcome::Success => success(0),
+                Outcome::Success => Settle::Success {
+                    generation: began_with,
+                    password: PasswordWrite::Keep,
+                    session: Some(SessionSpec {
+                        token_hash: [step as u8; 32],
+                        idle: 5_000,
+                        window: WINDOW,
+                        closes_at: None,
+                    }),
+                },
                 Outcome::Failure => Settle::Failure,
                 Outcome::Neutral => Settle::Neutral,
             };
             let s = store
-                .settle_attempt(&key, &ticket, &p, settle)
+                .settle_attempt(&key, &ticket, p, settle)
                 .await
                 .unwrap();
-            from_model.push(Seen::Settle(m));
-            from_store.push(Seen::Settle(s.lock_started.map(|l| (l.level, l.until))));
+            let store_success = (outcome == Outcome::Success).then(|| {
+                (
+                    s.superseded,
+                    s.first_login_at.unwrap_or(0),
+                    s.session.is_some(),
+                )
+            });
+            from_model.push(Seen::Settle(lock, success));
+            from_store.push(Seen::Settle(
+                s.lock_started.map(|l| (l.level, l.until)),
+                store_success,
+            ));
         }
     }
-    let mut stored = store.account_status(&key).await.unwrap().lock;
-    stored.advance(&p, now);
-    model.advance(&p, now);
+    let status = store.account_status(&key).await.unwrap();
+    let mut stored = status.lock;
+    stored.advance(p, now);
+    model.advance(p, now);
     assert_eq!(
         (stored.failures, stored.level, stored.locked_until),
         (model.failures, model.level, model.locked_until)
     );
+    assert_eq!(status.account.generation, generation);
+    assert_eq!(status.account.first_login_at, first_login);
     (from_model, from_store)
 }
 
 async fn follows_the_model(backend: Backend) {
     let stores = Stores::new(backend);
     // On the cluster, the seeds spread the keys over all three masters' slots.
-    for seed in 0..40 {
-        let (model, seen) = replay(&stores, seed).await;
-        assert_eq!(model, seen, "seed {seed}");
+    for p in policies() {
+        for seed in 0..30 {
+            let (model, seen) = replay(&stores, &p, seed).await;
+            assert_eq!(model, seen, "seed {seed}, {p:?}");
+        }
     }
 }
 

@@ -47,7 +47,7 @@ const RESERVED = REGISTRY.filter((p) => p.reserved);
 // password, failures or lock. The names are listed here so that two tests never share one.
 const SLOTS = [
   'define-logout-login', 'wrong-password', 'lock', 'keyboard', 'weak-password',
-  'identity-not-verified', 'already-defined',
+  'identity-not-verified', 'already-defined', 'oidc-handoff',
 ];
 export function person(slot) {
   const i = SLOTS.indexOf(slot);

@@ -34,7 +34,8 @@ case "$CENSUS_BIN" in /*) ;; *) CENSUS_BIN="$PWD/$CENSUS_BIN" ;; esac
 [ -x "$CENSUS_BIN" ] || die "census-login binary not found at $CENSUS_BIN: build it (cargo build --release) and set CENSUS_BIN=\$PWD/target/release/census-login"
 [ -f "$ROOT/config/demo-registry.csv" ] || die "demo registry not found: $ROOT/config/demo-registry.csv"
 
-if [ ! -d "$HERE/node_modules" ]; then
+# Again when package-lock.json changed since the last install (npm keeps its own copy).
+if [ ! -d "$HERE/node_modules" ] || [ "$HERE/package-lock.json" -nt "$HERE/node_modules/.package-lock.json" ]; then
   echo "e2e: installing npm packages (npm ci) in $HERE"
   (cd "$HERE" && npm ci --no-audit --no-fund) || die "npm ci failed in $HERE"
 fi
@@ -49,13 +50,20 @@ free_port() {
 PORT="$(free_port)"
 ADMIN_PORT="$(free_port)"
 while [ "$ADMIN_PORT" = "$PORT" ]; do ADMIN_PORT="$(free_port)"; done
-BASE_URL="http://127.0.0.1:$PORT"
+# The page is reached as localhost and the example relying party (oidc.test.mjs) runs on
+# 127.0.0.1: two sites, so the hand-off is tested cross-site as the census form will use it.
+BASE_URL="http://localhost:$PORT"
 ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
 ADMIN_TOKEN="e2e-$(node -e 'console.log(require("crypto").randomBytes(16).toString("hex"))')"
 PEPPER="$(node -e 'console.log(require("crypto").randomBytes(32).toString("hex"))')"
 LOCK_BLOCK=2m
 LOCK_BLOCK_SECONDS=120
 SERVICE_LOG="$OUT_DIR/service.log"
+RP_PORT="$(free_port)"
+while [ "$RP_PORT" = "$PORT" ] || [ "$RP_PORT" = "$ADMIN_PORT" ]; do RP_PORT="$(free_port)"; done
+RP_CLIENT_ID=census-form-e2e
+RP_CLIENT_SECRET="$(node -e 'console.log(require("crypto").randomBytes(24).toString("base64url"))')"
+RP_SECRET_SHA256="$(node -e 'console.log(require("crypto").createHash("sha256").update(process.argv[1]).digest("hex"))' "$RP_CLIENT_SECRET")"
 
 SERVICE_PID=""
 cleanup() {
@@ -83,6 +91,7 @@ echo "e2e: starting $CENSUS_BIN on $BASE_URL (admin $ADMIN_URL), log: $SERVICE_L
   export CENSUS__REGISTRY__SEED_FILE="$ROOT/config/demo-registry.csv"
   export CENSUS__SECRETS__ADMIN_TOKEN="$ADMIN_TOKEN"
   export CENSUS__SECRETS__PEPPER="$PEPPER"
+  export CENSUS__OIDC__CLIENTS="[{id=\"$RP_CLIENT_ID\", name=\"Formularz spisowy (e2e)\", secret_sha256=\"$RP_SECRET_SHA256\", redirect_uris=[\"http://127.0.0.1:$RP_PORT/callback\"], post_logout_redirect_uris=[\"http://127.0.0.1:$RP_PORT/\"]}]"
   export CENSUS__LOG__FORMAT=json
   exec "$CENSUS_BIN" serve
 ) >"$SERVICE_LOG" 2>&1 &
@@ -113,6 +122,9 @@ E2E_REGISTRY_CSV="$ROOT/config/demo-registry.csv" \
 E2E_SCREENSHOT_DIR="$OUT_DIR" \
 E2E_LOCK_BLOCK_SECONDS="$LOCK_BLOCK_SECONDS" \
 E2E_CHROMIUM="$CHROMIUM" \
+E2E_RP_PORT="$RP_PORT" \
+E2E_RP_CLIENT_ID="$RP_CLIENT_ID" \
+E2E_RP_CLIENT_SECRET="$RP_CLIENT_SECRET" \
   node --test --test-concurrency=1 --test-reporter=spec "${FILES[@]}"
 RC=$?
 set -e

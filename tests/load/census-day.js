@@ -7,6 +7,10 @@
 //   typo_login      returning people type a wrong password first (401), then the right one
 //   pesel_check     the page validates PESELs as people type (cheap, no registry look-up)
 //
+// Every hashing flow arrives from the census form as it will on the day: GET /oidc/authorize
+// (no session: the login page), the login or definition, the page's continue, and the
+// form's token request; the ID token must carry the person's nonce and PESEL.
+//
 // Define and login populations are disjoint slices of the demo registry:
 //   [0, POOL)        returning_login, passwords defined by setup()
 //   [POOL, 2*POOL)   typo_login, passwords defined by setup()
@@ -27,7 +31,7 @@ import { Counter, Rate } from 'k6/metrics';
 import {
   api, definePasswords, durationSeconds, envNum, hashCapacity, hasRetryAfter, ipFor, isOverloaded,
   isSessionBody, mistyped, passwordFor, people, problemCode, setsSessionCookie, thinkTime,
-  withOverloadRetry, wrongPasswordFor, jsonField,
+  withOverloadRetry, wrongPasswordFor, jsonField, formAuthorize, formHandback, OIDC_CLIENT_ID,
 } from './lib.js';
 
 const RATE = envNum('RATE', 5);
@@ -99,14 +103,43 @@ export const options = {
     census_overloaded: ['rate<0.02'],
     census_people_exhausted: ['count==0'],
     census_flows_ok: ['rate>0.99'],
+    // The hand-off adds no hashing: three cheap requests (a store round trip or two, one ES256 signature).
+    'http_req_duration{kind:handoff}': ['p(99)<100'],
+    census_handoffs_ok: ['rate>0.99'],
   },
 };
+
+if (!OIDC_CLIENT_ID) throw new Error('OIDC_CLIENT_ID is not set: run census-day.js through tests/load/run.sh');
 
 const overloaded = new Rate('census_overloaded'); // share of hashing requests shed with 503
 const exhausted = new Counter('census_people_exhausted');
 const flowsOk = new Rate('census_flows_ok'); // a person's whole flow ended as expected
 const loginsOk = new Counter('census_logins_ok');
 const definesOk = new Counter('census_defines_ok');
+const handoffsOk = new Rate('census_handoffs_ok'); // arrived from the form, returned with verified-looking claims
+
+// The person arrives from the census form: the login page with a waiting request.
+function arriveFromForm(ip) {
+  const req = formAuthorize(ip);
+  check(req.authorizeRes, { 'authorize: 302 to the login page with a request id': () => req.id !== null });
+  return req;
+}
+
+// Back to the form after the login: the code, redeemed by the form's back end.
+function returnToForm(req, p, jar, ip) {
+  if (!req.id) {
+    handoffsOk.add(false);
+    return false;
+  }
+  const back = formHandback(req, jar, ip);
+  const ok = check(back, {
+    'continue: 200 with a redirect carrying the code and state': (b) => b.continued.status === 200 && b.stateOk,
+    'token: 200 with an ID token for this person (nonce, PESEL)': (b) => b.token !== null && b.token.status === 200 &&
+      b.claims !== null && b.claims.nonce === req.nonce && b.claims.pesel === p.pesel,
+  });
+  handoffsOk.add(ok);
+  return ok;
+}
 
 // Every hashing attempt: was it shed? A shed one must say when to come back.
 const HASH_RETRY = (res) => {
@@ -194,6 +227,7 @@ export function firstPassword() {
   const jar = new http.CookieJar();
   let ok = true;
   group('first password', () => {
+    const req = arriveFromForm(ip);
     ok = peselCheckOnce(p.pesel, ip) && ok;
     thinkTime(THINK);
     // Some people type the maiden name in capitals: compared case-insensitively.
@@ -209,6 +243,7 @@ export function firstPassword() {
     ok = defined && ok;
     if (!defined) return;
     definesOk.add(1);
+    ok = returnToForm(req, p, jar, ip) && ok;
     ok = browse(jar, ip, 1, 0.5) && ok;
   });
   flowsOk.add(ok);
@@ -221,6 +256,7 @@ export function returningLogin() {
   const jar = new http.CookieJar();
   let ok = true;
   group('returning login', () => {
+    const req = arriveFromForm(ip);
     const res = correctLogin(p, jar, ip);
     const logged = check(res, {
       'login: 200 with session body': (r) => r.status === 200 && isSessionBody(r),
@@ -229,6 +265,7 @@ export function returningLogin() {
     ok = logged && ok;
     if (!logged) return;
     loginsOk.add(1);
+    ok = returnToForm(req, p, jar, ip) && ok;
     ok = browse(jar, ip, 1 + Math.floor(Math.random() * 3), 0.5) && ok;
   });
   flowsOk.add(ok);
@@ -241,6 +278,7 @@ export function typoLogin() {
   const jar = new http.CookieJar();
   let ok = true;
   group('typo then login', () => {
+    const req = arriveFromForm(ip);
     const bad = withOverloadRetry(() => api('POST', '/api/v1/login',
       { pesel: p.pesel, password: wrongPasswordFor(p.pesel) },
       { expect: [401, 503], jar, ip, tags: { endpoint: 'login', kind: 'hash', expected: 'invalid_credentials' } }),
@@ -255,6 +293,7 @@ export function typoLogin() {
     ok = logged && ok;
     if (!logged) return;
     loginsOk.add(1);
+    ok = returnToForm(req, p, jar, ip) && ok;
     ok = browse(jar, ip, 1, 0.3) && ok;
   });
   flowsOk.add(ok);

@@ -4,6 +4,8 @@
 import http from 'k6/http';
 import { sleep } from 'k6';
 import { SharedArray } from 'k6/data';
+import crypto from 'k6/crypto';
+import encoding from 'k6/encoding';
 
 export const BASE_URL = (__ENV.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '');
 export const ADMIN_URL = (__ENV.ADMIN_URL || 'http://127.0.0.1:9090').replace(/\/$/, '');
@@ -344,4 +346,73 @@ export function definePasswords(list, ipFirstOctet, ipOffset, capacity) {
 
 export function thinkTime(scale) {
   if (scale > 0) sleep(scale * (0.5 + Math.random()));
+}
+
+// ---------------------------------------------------------------- hand-off from the census form (OIDC)
+// People arrive from the census form (the relying party): it sends them to the
+// authorization endpoint, the login page carries the request through login or password
+// definition, then the form's back end redeems the code. run.sh configures the client.
+
+export const OIDC_CLIENT_ID = __ENV.OIDC_CLIENT_ID || '';
+export const OIDC_CLIENT_SECRET = __ENV.OIDC_CLIENT_SECRET || '';
+export const OIDC_REDIRECT_URI = __ENV.OIDC_REDIRECT_URI || 'https://form.load.test/callback';
+
+function randomB64(n) {
+  return encoding.b64encode(crypto.randomBytes(n), 'rawurl');
+}
+
+// GET /oidc/authorize without a session: the login page with the waiting request's id.
+export function formAuthorize(ip) {
+  const req = { verifier: randomB64(32), state: randomB64(12), nonce: randomB64(12), id: null };
+  const q = [
+    ['response_type', 'code'], ['client_id', OIDC_CLIENT_ID], ['redirect_uri', OIDC_REDIRECT_URI],
+    ['scope', 'openid census'], ['state', req.state], ['nonce', req.nonce],
+    ['code_challenge', crypto.sha256(req.verifier, 'base64rawurl')], ['code_challenge_method', 'S256'],
+  ].map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+  const res = http.get(`${BASE_URL}/oidc/authorize?${q}`, {
+    redirects: 0,
+    headers: ip ? { 'X-Forwarded-For': ip } : {},
+    tags: { name: 'GET /oidc/authorize', endpoint: 'oidc_authorize', kind: 'handoff' },
+    responseCallback: callbackFor([302]),
+    timeout: TIMEOUT,
+  });
+  const m = /^\/\?authz=([\w-]+)$/.exec(res.headers.Location || '');
+  req.id = m ? m[1] : null;
+  req.authorizeRes = res;
+  return req;
+}
+
+function queryParam(url, name) {
+  const m = new RegExp(`[?&]${name}=([^&]*)`).exec(url || '');
+  return m ? decodeURIComponent(m[1].replace(/\+/g, ' ')) : null;
+}
+
+// After the login: the page continues the request (census_session in `jar`), the person
+// lands at the form with a code, and the form's back end redeems it
+// (client_secret_basic, PKCE). Returns {continued, token, claims}.
+export function formHandback(req, jar, ip) {
+  const cont = api('POST', `/api/v1/authorization-requests/${req.id}/continue`, null, {
+    expect: [200], jar, ip, tags: { endpoint: 'oidc_continue', kind: 'handoff' },
+  });
+  const to = jsonField(cont, 'redirectTo') || '';
+  const code = queryParam(to, 'code');
+  const out = { continued: cont, token: null, claims: null, stateOk: queryParam(to, 'state') === req.state };
+  if (!code) return out;
+  out.token = http.post(`${BASE_URL}/oidc/token`, {
+    grant_type: 'authorization_code', code, redirect_uri: OIDC_REDIRECT_URI, code_verifier: req.verifier,
+  }, {
+    headers: { Authorization: `Basic ${encoding.b64encode(`${OIDC_CLIENT_ID}:${OIDC_CLIENT_SECRET}`)}` },
+    tags: { name: 'POST /oidc/token', endpoint: 'oidc_token', kind: 'handoff' },
+    responseCallback: callbackFor([200]),
+    timeout: TIMEOUT,
+  });
+  const idToken = jsonField(out.token, 'id_token');
+  if (typeof idToken === 'string' && idToken.split('.').length === 3) {
+    try {
+      out.claims = JSON.parse(encoding.b64decode(idToken.split('.')[1], 'rawurl', 's'));
+    } catch (e) {
+      out.claims = null;
+    }
+  }
+  return out;
 }

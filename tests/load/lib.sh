@@ -64,6 +64,14 @@ head -1 "$people" | grep -q '^pesel,mother_maiden_name' || die "$people: unexpec
 # --- the service ----------------------------------------------------------------------------
 pepper=$(random_hex)
 admin_token=$(random_hex)
+# The census form as a relying party (census-day.js arrives through it); its secret and
+# the provider's signing key are random per run.
+oidc_client_id=census-form-load
+oidc_client_secret=$(random_hex)
+oidc_secret_sha256=$(printf %s "$oidc_client_secret" | sha256sum | cut -d' ' -f1)
+oidc_clients="[{id=\"$oidc_client_id\", secret_sha256=\"$oidc_secret_sha256\", redirect_uris=[\"https://form.load.test/callback\"]}]"
+command -v openssl >/dev/null 2>&1 || die "openssl not found: apt-get install openssl"
+oidc_signing_key=$(openssl ecparam -name prime256v1 -genkey -noout) || die "openssl could not make a P-256 key"
 # start_service: census-login on fresh free ports, ready; CENSUS_LOG_LEVEL (default warn)
 # and log_name choose its log. stop_service: SIGTERM, wait.
 start_service() {
@@ -79,6 +87,8 @@ start_service() {
       CENSUS__SERVER__TRUSTED_PROXIES='["127.0.0.1/32"]' \
       CENSUS__SESSION__COOKIE_SECURE=false \
       CENSUS__STORE__BACKEND=redis \
+      CENSUS__OIDC__CLIENTS="$oidc_clients" \
+      CENSUS__SECRETS__OIDC_SIGNING_KEYS="$oidc_signing_key" \
       CENSUS__STORE__REDIS_URL="redis://127.0.0.1:$redis_port" \
       CENSUS__SECRETS__PEPPER="$pepper" \
       CENSUS__SECRETS__ADMIN_TOKEN="$admin_token" \

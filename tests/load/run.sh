@@ -72,6 +72,7 @@ K6_NO_USAGE_REPORT=true \
   k6 run \
     --summary-export "$out/$scenario-summary.json" \
     -e BASE_URL="$base_url" -e ADMIN_URL="$admin_url" -e ORIGIN="$base_url" -e DATA_FILE="$people" \
+    -e OIDC_CLIENT_ID="$oidc_client_id" -e OIDC_CLIENT_SECRET="$oidc_client_secret" \
     "${k6_env[@]}" "$@" "$script"
 rc=$?
 set -e

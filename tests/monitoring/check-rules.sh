@@ -4,7 +4,7 @@
 #   - promtool test rules  k8s/monitoring/alerts.test.yml (each alert fires / stays silent)
 #   - the Grafana dashboard: valid JSON, structure, datasource variable, every panel has
 #     targets with a non-empty expr, and every expr parses as PromQL (promtool)
-#   - README.md explains every alert, panel and contract metric
+#   - docs/operations.md explains every alert, panel and contract metric
 # Needs: promtool (Debian package `prometheus`), python3.
 # Ends with "check-rules: N passed, M failed"; exit status 1 when anything failed.
 set -uo pipefail
@@ -73,7 +73,7 @@ done < <(sed -n 's/^ *- alert: *\([A-Za-z0-9_]*\) *$/\1/p' "$MON/alerts.yml")
 
 python3 "$HERE/monitoring.py" validate \
     --dashboard "$MON/grafana-dashboard.json" --alerts "$MON/alerts.yml" \
-    --readme "$REPO/README.md" --rules-out "$TMP/dashboard-exprs.rules.json" >"$TMP/validate" 2>&1
+    --readme "$REPO/docs/operations.md" --rules-out "$TMP/dashboard-exprs.rules.json" >"$TMP/validate" 2>&1
 grep -v '^__counts ' "$TMP/validate"
 read -r p f < <(sed -n 's/^__counts //p' "$TMP/validate")
 if [ -z "${p:-}" ]; then

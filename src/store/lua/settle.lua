@@ -46,7 +46,7 @@ if ARGV[13] == '1' then
   if closes >= 0 and closes < we then we = closes end
   if we > now then
     exp = math.min(now + tonumber(ARGV[15]), we)
-    redis.call('HSET', KEYS[5], 'fl', fl, 'we', we)
+    redis.call('HSET', KEYS[5], 'fl', fl, 'we', we, 'exp', exp)
     redis.call('PEXPIREAT', KEYS[5], exp)
     redis.call('SADD', KEYS[4], ARGV[14])
     -- Sessions never outlive the window, so neither does their index.

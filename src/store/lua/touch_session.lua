@@ -1,13 +1,16 @@
 -- KEYS: session hash. ARGV: now ('' = TIME), idle.
--- Returns nil or {first login, window end, expiry}.
-local v = redis.call('HMGET', KEYS[1], 'fl', 'we')
+-- Returns nil or {first login, window end, expiry}. The expiry is kept in the
+-- hash too, so the decision is the script's (by the store's clock), not only
+-- the key's TTL.
+local v = redis.call('HMGET', KEYS[1], 'fl', 'we', 'exp')
 if not v[1] then return false end
 local now = store_now(ARGV[1])
 local fl, we = tonumber(v[1]), tonumber(v[2])
 local exp = math.min(now + tonumber(ARGV[2]), we)
-if exp <= now then
+if exp <= now or (v[3] and tonumber(v[3]) <= now) then
   redis.call('DEL', KEYS[1])
   return false
 end
+redis.call('HSET', KEYS[1], 'exp', exp)
 redis.call('PEXPIREAT', KEYS[1], exp)
 return { fl, we, exp }

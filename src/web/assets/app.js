@@ -32,7 +32,9 @@
     sessionIntro: null,   // 'defined' | 'login' | null (restored on page load)
     reference: null,      // last no-PESEL request reference
     busy: false,
-    pendingAlert: {}      // screen -> alert to show when that screen opens
+    pendingAlert: {},     // screen -> alert to show when that screen opens
+    authz: null,          // id of a waiting authorization request (?authz=), see continueAuthz
+    clientName: null      // the service that asked for this login
   };
 
   var ROUTES = {
@@ -511,7 +513,8 @@
       case 'survey_window_closed':
         return { title: 'Czas na samospis internetowy minął.', paragraphs: [
           'Samospis przez Internet jest możliwy przez ' + meta.surveyWindowDays + ' dni od pierwszego zalogowania i ten czas już upłynął.',
-          el('p', null, 'Możesz spisać się przez telefon: zadzwoń na infolinię spisową ', helplineLink(), '. Konsultant przeprowadzi z Tobą wywiad.')
+          el('p', null, 'Możesz spisać się przez telefon: zadzwoń na infolinię spisową ', helplineLink(), '. Konsultant przeprowadzi z Tobą wywiad.'),
+          returnToServiceButton()
         ] };
       case 'census_not_open': {
         var opens = parseDate(meta.censusOpensAt);
@@ -672,6 +675,73 @@
     }
   }
 
+  /* ------------------------------------------------------------------ hand-off to the census form (OIDC) */
+
+  // A service sent the person here (GET /oidc/authorize without a session): the
+  // request waits under ?authz=<id> until the login, then continues to the service.
+  function authzFromUrl() {
+    var id = new URLSearchParams(location.search).get('authz');
+    return id && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? id : null;
+  }
+  var EXPIRED_REQUEST = { title: 'Prośba o logowanie wygasła.', paragraphs: [
+    'Wróć do usługi, z której przyszła prośba o logowanie (np. formularza spisowego), i spróbuj ponownie.'] };
+
+  function loadAuthz() {
+    var id = authzFromUrl();
+    if (!id) return Promise.resolve();
+    return api('GET', '/api/v1/authorization-requests/' + id).then(function (r) {
+      if (r.ok && r.data && r.data.clientName) {
+        state.authz = id;
+        state.clientName = String(r.data.clientName);
+        $('oidc-client-name').textContent = state.clientName;
+        $('oidc-client').hidden = false;
+      } else if (r.status === 404) {
+        state.pendingAlert.method = EXPIRED_REQUEST;
+      }
+    });
+  }
+
+  function dropAuthz() {
+    state.authz = null;
+    $('oidc-client').hidden = true;
+  }
+
+  // Asks for the address to return to the service (with a code) and goes there.
+  // Resolves to true when leaving the page; false when a (new) login is needed.
+  function continueAuthz(screen) {
+    announce('Trwa powrót do usługi: ' + state.clientName + '…');
+    return api('POST', '/api/v1/authorization-requests/' + state.authz + '/continue').then(function (r) {
+      if (r.ok && r.data && isHttpUrl(r.data.redirectTo)) {
+        window.location.assign(r.data.redirectTo);
+        return true;
+      }
+      if (r.status === 401) return false;
+      if (r.status === 404) {
+        dropAuthz();
+        if (screen) showAlert(screen, EXPIRED_REQUEST);
+        else state.pendingAlert.method = EXPIRED_REQUEST;
+        return false;
+      }
+      if (screen) showAlert(screen, problemAlert(r));
+      else state.pendingAlert.method = problemAlert(r);
+      return false;
+    });
+  }
+
+  // While a service waits: back to it without a login (it learns access_denied).
+  function returnToServiceButton() {
+    if (!state.authz) return null;
+    var btn = el('button', { type: 'button', class: 'btn btn-secondary', id: 'oidc-return' },
+      'WRÓĆ DO USŁUGI: ' + state.clientName);
+    btn.addEventListener('click', function () {
+      api('POST', '/api/v1/authorization-requests/' + state.authz + '/cancel').then(function (r) {
+        if (r.ok && r.data && isHttpUrl(r.data.redirectTo)) window.location.assign(r.data.redirectTo);
+        else { dropAuthz(); btn.remove(); }
+      });
+    });
+    return el('p', null, btn);
+  }
+
   function signedIn(sessionBody, how) {
     state.session = sessionBody || {};
     state.sessionIntro = how;
@@ -681,6 +751,7 @@
     updateChecklist(false);
     go('session');
     announce(how === 'defined' ? 'Hasło zostało zdefiniowane. Zalogowano.' : 'Zalogowano.');
+    if (state.authz) continueAuthz('session');
   }
 
   /* ------------------------------------------------------------------ form handlers */
@@ -883,7 +954,18 @@
         state.pendingAlert.method = problemAlert(r);
       }
     });
-    Promise.all([metaDone, sessionDone]).then(function () {
+    Promise.all([metaDone, sessionDone, loadAuthz()]).then(function () {
+      // Already logged in: straight back to the service, unless it asked for a
+      // new login (prompt=login, max_age), which the person then gives here.
+      if (state.authz && state.session) {
+        return continueAuthz(null).then(function (leaving) {
+          if (!leaving) state.session = null;
+          return leaving;
+        });
+      }
+      return false;
+    }).then(function (leaving) {
+      if (leaving) return;
       var name = resolve(location.hash);
       if (name === null) name = 'method';
       history.replaceState(null, '', HASH_OF[name] || location.pathname + location.search);
