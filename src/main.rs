@@ -202,12 +202,10 @@ async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
 }
 
 async fn unlock(settings: Settings, pesel: &str) -> ExitCode {
-    let (metrics, clocks) = (Arc::new(Metrics::new("cli")), Clocks::default());
+    let metrics = Arc::new(Metrics::new("cli"));
     let keys = Arc::new(Keys::from_pepper(&pepper(&settings)));
-    let auth = match build_store(&settings, metrics.clone(), &clocks).and_then(|store| {
-        census_login::startup::build_auth(&settings, metrics, &clocks, store, keys)
-    }) {
-        Ok(a) => a,
+    let auth = match build_store(&settings, metrics.clone(), &Clocks::default()) {
+        Ok(store) => census_login::startup::build_helpline(&settings, metrics, store, keys),
         Err(e) => return fail(&e.to_string()),
     };
     match auth.unlock(pesel, "cli").await {

@@ -5,7 +5,7 @@
 //! the rate limiter's reporter).
 
 use crate::auth::hasher::{Argon2Config, HashPool};
-use crate::auth::{AuthService, AuthSettings};
+use crate::auth::{AuthParts, AuthService, AuthSettings};
 use crate::clock::{self, Clock, duration_millis as ms, from_datetime};
 use crate::config::{Backend, Settings};
 use crate::domain::LockoutPolicy;
@@ -189,18 +189,51 @@ pub fn build_auth(
     let p = &settings.password;
     let hasher = HashPool::new(
         keys.argon2_secret(),
-        Argon2Config {
-            memory_kib: p.argon2_memory_kib,
-            iterations: p.argon2_iterations,
-            parallelism: p.argon2_parallelism,
-        },
+        argon2_config(settings),
         p.hash_slots(),
         p.hash_queue(),
         metrics.clone(),
     )?;
+    Ok(AuthService::new(AuthParts {
+        store,
+        keys,
+        hasher,
+        metrics,
+        settings: auth_settings(settings),
+        clock: clocks.service.clone(),
+    }))
+}
+
+/// The flows for the helpline's command line (unlock): no hashing threads.
+pub fn build_helpline(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+    store: Arc<dyn Store>,
+    keys: Arc<Keys>,
+) -> AuthService {
+    AuthService::new(AuthParts {
+        store,
+        keys,
+        hasher: HashPool::disabled(argon2_config(settings)),
+        metrics,
+        settings: auth_settings(settings),
+        clock: Clocks::default().service,
+    })
+}
+
+fn argon2_config(settings: &Settings) -> Argon2Config {
+    let p = &settings.password;
+    Argon2Config {
+        memory_kib: p.argon2_memory_kib,
+        iterations: p.argon2_iterations,
+        parallelism: p.argon2_parallelism,
+    }
+}
+
+fn auth_settings(settings: &Settings) -> AuthSettings {
     let l = &settings.lockout;
     let closes_at = settings.census.closes_at.map(from_datetime);
-    let auth_settings = AuthSettings {
+    AuthSettings {
         lockout: LockoutPolicy::new(
             l.max_failures,
             l.base_block,
@@ -215,18 +248,10 @@ pub fn build_auth(
         },
         window: ms(settings.survey.window),
         idle: ms(settings.session.idle_timeout),
-        min_password_length: p.min_length,
+        min_password_length: settings.password.min_length,
         refuse_reserved: settings.registry.refuse_reserved,
         retain_until: crate::auth::admin::retain_until(closes_at, ms(settings.census.retention)),
-    };
-    Ok(AuthService::new(
-        store,
-        keys,
-        hasher,
-        metrics,
-        auth_settings,
-        clocks.service.clone(),
-    ))
+    }
 }
 
 impl Application {

@@ -202,6 +202,22 @@ impl HashPool {
         })
     }
 
+    /// A pool that runs no thread and admits nothing: for commands that never
+    /// hash (the helpline's unlock from the command line).
+    pub fn disabled(config: Argon2Config) -> Self {
+        let (jobs, _) = crossbeam_channel::unbounded();
+        Self {
+            jobs,
+            admission: Arc::new(Semaphore::new(0)),
+            capacity: 0,
+            slots: 1,
+            busy: Arc::default(),
+            recent_micros: Arc::default(),
+            config,
+            dummy_phc: String::new(),
+        }
+    }
+
     /// Whether a place is free right now (a probe: nothing is taken).
     pub fn has_room(&self) -> bool {
         self.admission.available_permits() > 0

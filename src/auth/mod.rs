@@ -82,7 +82,7 @@ impl From<StoreError> for AuthError {
 /// Everything a flow needs, behind one cheap-to-clone handle.
 #[derive(Clone)]
 pub struct AuthService {
-    inner: Arc<Inner>,
+    inner: Arc<AuthParts>,
 }
 
 pub struct AuthSettings {
@@ -96,13 +96,14 @@ pub struct AuthSettings {
     pub retain_until: Option<Millis>,
 }
 
-struct Inner {
-    store: Arc<dyn Store>,
-    keys: Arc<Keys>,
-    hasher: HashPool,
-    metrics: Arc<Metrics>,
-    settings: AuthSettings,
-    clock: Arc<dyn Clock>,
+/// What the flows are made of; handed over once, then private to them.
+pub struct AuthParts {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<Keys>,
+    pub hasher: HashPool,
+    pub metrics: Arc<Metrics>,
+    pub settings: AuthSettings,
+    pub clock: Arc<dyn Clock>,
 }
 
 /// A created or refreshed session: the cookie value and what the API returns.
@@ -113,23 +114,9 @@ pub struct SessionGrant {
 }
 
 impl AuthService {
-    pub fn new(
-        store: Arc<dyn Store>,
-        keys: Arc<Keys>,
-        hasher: HashPool,
-        metrics: Arc<Metrics>,
-        settings: AuthSettings,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(parts: AuthParts) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                store,
-                keys,
-                hasher,
-                metrics,
-                settings,
-                clock,
-            }),
+            inner: Arc::new(parts),
         }
     }
 
