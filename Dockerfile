@@ -83,9 +83,9 @@ LABEL org.opencontainers.image.title="census-login" \
 # Secrets are never baked in: CENSUS__SECRETS__PEPPER_FILE / CENSUS__SECRETS__ADMIN_TOKEN.
 ENV CENSUS_CONFIG_DIR=/etc/census-login \
     CENSUS_ENV=production
-# Memory: the binary fixes glibc's mmap threshold at 1 MiB itself (src/main.rs), so every
-# 19 MiB Argon2 buffer goes back to the kernel after use: 65 MiB peak under hashing load
-# (= 27 + 2 x 19), which the pod's memory limit (k8s deployment.yaml) relies on.
+# Memory: each hashing thread owns its 19 MiB Argon2 buffer and reuses it (no allocator
+# tuning), so RSS is the baseline plus slots x 19 MiB, which the pod's memory limit
+# (k8s deployment.yaml) is sized for.
 COPY --chown=0:0 --chmod=0444 config/production.toml /etc/census-login/production.toml
 COPY --from=builder --chown=0:0 /out/census-login /usr/local/bin/census-login
 

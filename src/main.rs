@@ -65,7 +65,6 @@ enum RegistryCommand {
 }
 
 fn main() -> ExitCode {
-    return_large_buffers_to_the_os();
     let cli = Cli::parse();
     let settings = match Settings::load() {
         Ok(s) => s,
@@ -90,18 +89,6 @@ fn main() -> ExitCode {
             } => census_login::auth::bench::run(&settings, duration, threads, json),
         }
     })
-}
-
-/// Each Argon2 hash allocates `argon2_memory_kib` (19 MiB by default). glibc
-/// raises its mmap threshold after the first such free and then keeps the
-/// buffers in per-thread arenas: resident memory grew to ~400 MiB under load.
-/// A fixed 1 MiB threshold makes every hash buffer a fresh mmap, returned on free.
-fn return_large_buffers_to_the_os() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
 }
 
 fn fail(message: &str) -> ExitCode {
