@@ -358,6 +358,8 @@ fn public_schemas() -> Vec<(String, RefOr<Schema>)> {
         schema_of::<public::NoPeselAccepted>(),
         schema_of::<oidc::WaitingRequest>(),
         schema_of::<oidc::RedirectTo>(),
+        schema_of::<oidc::AuthorizeParams>(),
+        schema_of::<oidc::EndSessionParams>(),
         schema_of::<OpenIdConfiguration>(),
         schema_of::<JwkSet>(),
         schema_of::<Jwk>(),

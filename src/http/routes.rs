@@ -5,11 +5,13 @@
 //! annotation does not compile into the table. The page's files (`/`,
 //! `/assets/…`) are registered in `startup` by hand and are not API.
 
+use super::problem::{Lang, Problem};
 use super::{admin, oidc, public};
 use crate::problem_code::ProblemCode::{self, *};
 use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
-use actix_web::{Route, guard, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, Route, guard, web};
 use utoipa::openapi::path::{HttpMethod, PathsBuilder};
 
 /// One documented route.
@@ -95,15 +97,48 @@ pub fn register(cfg: &mut web::ServiceConfig, prefix: &str, endpoints: &[Endpoin
         done.push(&e.path);
         let same: Vec<&Endpoint> = endpoints.iter().filter(|o| o.path == e.path).collect();
         let path = e.path.strip_prefix(prefix).unwrap_or(&e.path);
+        let allow = allow_header(&same);
         let resource = same
             .iter()
-            .fold(web::resource(path), |res, o| res.route(o.route()));
+            .fold(web::resource(path), |res, o| res.route(o.route()))
+            .default_service(web::to(move |req: HttpRequest| {
+                let allow = allow.clone();
+                async move { method_not_allowed(&req, &allow) }
+            }));
         if same.iter().any(|o| o.rate_limited) {
             cfg.service(resource.wrap(from_fn(super::middleware::rate_limit)));
         } else {
             cfg.service(resource);
         }
     }
+}
+
+/// The methods a resource answers, for `Allow` (RFC 9110: required on a 405).
+fn allow_header(endpoints: &[&Endpoint]) -> String {
+    let mut methods: Vec<Method> = Vec::new();
+    for e in endpoints {
+        let head = e.also_head.then_some(Method::HEAD);
+        for m in e.methods.iter().map(actix_method).chain(head) {
+            if !methods.contains(&m) {
+                methods.push(m);
+            }
+        }
+    }
+    methods
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// 405 `method_not_allowed` with the resource's `Allow`.
+fn method_not_allowed(req: &HttpRequest, allow: &str) -> HttpResponse {
+    let mut res =
+        Problem::new(ProblemCode::MethodNotAllowed, Lang::from_request(req)).error_response();
+    if let Ok(v) = HeaderValue::from_str(allow) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    res
 }
 
 /// A JSON body: refused before the handler (400/413/415).
