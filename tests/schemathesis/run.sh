@@ -103,7 +103,9 @@ run() {
   echo "== schemathesis $name: ${shown//$ADMIN_TOKEN/***}"
   local start=$SECONDS
   set +e
-  schemathesis run "$@" \
+  # From the output folder: Schemathesis keeps its cache (.schemathesis/) in the
+  # current directory.
+  (cd "$OUT_DIR" && schemathesis run "$@" \
     --max-examples "$MAX_EXAMPLES" \
     --workers 2 \
     --seed 1 \
@@ -111,7 +113,7 @@ run() {
     --request-timeout 15 \
     --no-color \
     --report ndjson --report-dir "$OUT_DIR/report-$name" \
-    >"$OUT_DIR/$name.txt" 2>&1
+    >"$OUT_DIR/$name.txt" 2>&1)
   local rc=$?
   set -e
   echo "$name: exit $rc, $((SECONDS - start)) s; $(grep -E '^Test cases:' -A1 "$OUT_DIR/$name.txt" | tail -n1 | sed 's/^ *//')"
