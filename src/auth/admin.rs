@@ -12,21 +12,24 @@ use crate::store::{NO_PESEL_LIST_LIMIT, NoPeselPage, NoPeselQuery, StoredNoPesel
 use serde::Serialize;
 
 /// What the helpline sees of an account (`GET /admin/v1/accounts/{pesel}`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountView {
     pub registered: bool,
     pub password_defined: bool,
     pub reserved: bool,
+    #[schema(format = DateTime)]
     pub first_login_at: Option<String>,
+    #[schema(format = DateTime)]
     pub window_ends_at: Option<String>,
     pub lockout: LockoutView,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LockoutView {
     pub failures: u32,
+    #[schema(format = DateTime)]
     pub locked_until: Option<String>,
     pub level: u32,
 }

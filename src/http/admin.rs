@@ -17,18 +17,57 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessBody {
+    #[schema(pattern = "^(ok|unavailable)$")]
+    store: &'static str,
+    registry_seeded: bool,
+    shutting_down: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "ops",
+    operation_id = "healthz",
+    responses((status = 200, description = "The process runs (also HEAD).", body = Health)),
+)]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "ops",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "Ready: the store answers and the registry is loaded (also HEAD).", body = ReadinessBody),
+        (status = 503, description = "Not ready (store down, seed not loaded, or shutting down).", body = ReadinessBody),
+    ),
+)]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store_ok = state.auth.store_ready().await;
-    let body = serde_json::json!({
-        "store": if store_ok { "ok" } else { "unavailable" },
-        "registrySeeded": state.readiness.seeded.load(std::sync::atomic::Ordering::Acquire),
-        "shuttingDown": state.readiness.shutting_down.load(std::sync::atomic::Ordering::Acquire),
-    });
+    let body = ReadinessBody {
+        store: if store_ok { "ok" } else { "unavailable" },
+        registry_seeded: state
+            .readiness
+            .seeded
+            .load(std::sync::atomic::Ordering::Acquire),
+        shutting_down: state
+            .readiness
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Acquire),
+    };
     if store_ok && state.readiness.accepting() {
         HttpResponse::Ok().json(body)
     } else {
@@ -36,6 +75,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "ops",
+    operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format.", content_type = "text/plain", body = String)),
+)]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.auth.refresh_gauges();
     let m = &state.metrics;
@@ -71,6 +117,15 @@ pub async fn require_token(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/accounts/{pesel}",
+    tag = "admin",
+    operation_id = "account",
+    security(("bearer" = [])),
+    params(("pesel" = String, Path, description = "The PESEL (11 digits; 422 otherwise).", example = "97071225308")),
+    responses((status = 200, description = "What the helpline sees of the account.", body = crate::auth::admin::AccountView)),
+)]
 pub async fn account(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -91,6 +146,15 @@ fn no_content<T>(ctx: &Ctx, result: Result<T, AuthError>) -> Result<HttpResponse
         .map_err(|e| ctx.problem(e))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{pesel}/unlock",
+    tag = "admin",
+    operation_id = "unlock",
+    security(("bearer" = [])),
+    params(("pesel" = String, Path, description = "The PESEL (11 digits; 422 otherwise).", example = "97071225308")),
+    responses((status = 204, description = "Lock and failures cleared.")),
+)]
 pub async fn unlock(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -99,6 +163,15 @@ pub async fn unlock(
     no_content(&ctx, state.auth.unlock(&pesel, "admin-api").await)
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/accounts/{pesel}/reset",
+    tag = "admin",
+    operation_id = "reset",
+    security(("bearer" = [])),
+    params(("pesel" = String, Path, description = "The PESEL (11 digits; 422 otherwise).", example = "97071225308")),
+    responses((status = 204, description = "Password and sessions removed; first login and window kept (audit-logged).")),
+)]
 pub async fn reset(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -107,20 +180,38 @@ pub async fn reset(
     no_content(&ctx, state.auth.reset(&pesel, "admin-api").await)
 }
 
-#[derive(Deserialize)]
+/// Unknown query parameters are refused (400 `malformed_request`).
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NoPeselListQuery {
+    /// Page size: default 100; above 1000 is taken as 1000.
+    #[param(minimum = 0)]
     limit: Option<usize>,
+    /// The `next` of the previous page.
     cursor: Option<String>,
+    /// `open` (default) or `all`.
+    #[param(pattern = "^(open|all)$")]
     state: Option<String>,
 }
 
-#[derive(Serialize)]
-struct NoPeselList {
+/// Newest first.
+#[derive(Serialize, ToSchema)]
+pub struct NoPeselList {
     requests: Vec<StoredNoPeselRequest>,
+    /// The cursor of the next page, or null on the last.
     next: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/no-pesel-requests",
+    tag = "admin",
+    operation_id = "noPeselRequests",
+    security(("bearer" = [])),
+    params(NoPeselListQuery),
+    responses((status = 200, description = "One page of no-PESEL requests.", body = NoPeselList)),
+)]
 pub async fn no_pesel_requests(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -148,6 +239,15 @@ pub async fn no_pesel_requests(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/no-pesel-requests/{reference}/handled",
+    tag = "admin",
+    operation_id = "noPeselHandled",
+    security(("bearer" = [])),
+    params(("reference" = String, Path, description = "The request's reference.")),
+    responses((status = 204, description = "Marked handled (audit-logged).")),
+)]
 pub async fn no_pesel_handled(
     state: web::Data<AppState>,
     ctx: Ctx,

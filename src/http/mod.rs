@@ -4,8 +4,10 @@
 pub mod admin;
 pub mod middleware;
 pub mod oidc;
+pub mod openapi;
 pub mod problem;
 pub mod public;
+pub mod routes;
 pub mod web_assets;
 
 use crate::auth::AuthService;

@@ -18,6 +18,56 @@ use actix_web::cookie::{Cookie, time::Duration as CookieDuration};
 use actix_web::http::header::{self, ContentType};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
+
+/// Which service asked for the login (for the page).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingRequest {
+    client_name: String,
+}
+
+/// Where the page sends the person next (the client, with a code or an error).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedirectTo {
+    #[schema(format = "uri")]
+    redirect_to: String,
+}
+
+/// The authorization request (OpenID Connect Core 1.0, 3.1.2.1; PKCE S256).
+#[derive(Serialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only: the provider parses the raw pairs
+pub struct AuthorizeParams {
+    #[schema(example = "code")]
+    response_type: Option<String>,
+    #[schema(example = "census-form-demo")]
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    #[schema(example = "openid census")]
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    #[schema(example = "S256")]
+    code_challenge_method: Option<String>,
+    /// `login` or `none`.
+    prompt: Option<String>,
+    max_age: Option<String>,
+    ui_locales: Option<String>,
+}
+
+/// RP-Initiated Logout 1.0.
+#[derive(Serialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only: the provider parses the raw pairs
+pub struct EndSessionParams {
+    id_token_hint: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+}
 
 /// Parameters of a GET (query) or a form POST (body).
 fn params(req: &HttpRequest, body: &[u8]) -> Vec<(String, String)> {
@@ -78,6 +128,14 @@ fn redirect(to: &str) -> HttpResponse {
 }
 
 /// `GET /.well-known/openid-configuration`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "oidc",
+    operation_id = "discovery",
+    responses((status = 200, description = "OpenID Provider metadata (also HEAD).",
+        body = crate::http::openapi::OpenIdConfiguration)),
+)]
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
@@ -86,6 +144,14 @@ pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /oidc/jwks`.
+#[utoipa::path(
+    get,
+    path = "/oidc/jwks",
+    tag = "oidc",
+    operation_id = "jwks",
+    responses((status = 200, description = "The public signing keys (also HEAD).",
+        content_type = "application/jwk-set+json", body = crate::http::openapi::JwkSet)),
+)]
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
@@ -94,8 +160,49 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         .body(state.oidc.jwks().to_string())
 }
 
-/// `GET`/`POST /oidc/authorize`.
-pub async fn authorize(
+/// `GET /oidc/authorize`.
+#[utoipa::path(
+    get,
+    path = "/oidc/authorize",
+    tag = "oidc",
+    operation_id = "authorize",
+    params(AuthorizeParams),
+    security((), ("providerSession" = [])),
+    responses(
+        (status = 302, description = "To the client (code or error) or to the login page.",
+            headers(("Location" = String, description = "The next address."))),
+        (status = 400, description = "An error page: unknown client or unregistered redirect_uri (never a redirect).", content_type = "text/html", body = String),
+        (status = 503, description = "An error page: the store is unavailable.", content_type = "text/html", body = String),
+    ),
+)]
+pub async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    authorize_params(state, req, web::Bytes::new()).await
+}
+
+/// `POST /oidc/authorize`: the same parameters as a form.
+#[utoipa::path(
+    post,
+    path = "/oidc/authorize",
+    tag = "oidc",
+    operation_id = "authorizeForm",
+    request_body(content = AuthorizeParams, content_type = "application/x-www-form-urlencoded"),
+    security((), ("providerSession" = [])),
+    responses(
+        (status = 302, description = "To the client (code or error) or to the login page.",
+            headers(("Location" = String, description = "The next address."))),
+        (status = 400, description = "An error page: unknown client or unregistered redirect_uri (never a redirect).", content_type = "text/html", body = String),
+        (status = 503, description = "An error page: the store is unavailable.", content_type = "text/html", body = String),
+    ),
+)]
+pub async fn authorize_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    authorize_params(state, req, body).await
+}
+
+async fn authorize_params(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
@@ -113,6 +220,20 @@ pub async fn authorize(
 }
 
 /// `POST /oidc/token`.
+#[utoipa::path(
+    post,
+    path = "/oidc/token",
+    tag = "oidc",
+    operation_id = "token",
+    request_body(content = crate::http::openapi::TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("clientBasic" = [])),
+    responses(
+        (status = 200, description = "Tokens.", body = crate::http::openapi::TokenResponse),
+        (status = 400, description = "RFC 6749 error (invalid_request, invalid_grant, unsupported_grant_type, ...).", body = crate::http::openapi::OAuthError),
+        (status = 401, description = "invalid_client (with a Basic challenge after client_secret_basic).", body = crate::http::openapi::OAuthError),
+        (status = 503, description = "temporarily_unavailable: the store is unavailable.", body = crate::http::openapi::OAuthError),
+    ),
+)]
 pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let form = req
         .headers()
@@ -151,6 +272,19 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
 }
 
 /// `GET`/`POST /oidc/userinfo`.
+#[utoipa::path(
+    method(get, post),
+    path = "/oidc/userinfo",
+    tag = "oidc",
+    operation_id = "userinfo",
+    security(("accessToken" = [])),
+    responses(
+        (status = 200, description = "The person's claims.", body = crate::http::openapi::UserInfo),
+        (status = 401, description = "invalid_token (RFC 6750).", body = crate::http::openapi::OAuthError,
+            headers(("WWW-Authenticate" = String))),
+        (status = 503, description = "temporarily_unavailable.", body = crate::http::openapi::OAuthError),
+    ),
+)]
 pub async fn userinfo(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let authorization = req
         .headers()
@@ -182,7 +316,50 @@ fn cleared(state: &AppState) -> [Cookie<'static>; 2] {
 }
 
 /// `GET /oidc/logout` (end session).
-pub async fn end_session(
+#[utoipa::path(
+    get,
+    path = "/oidc/logout",
+    tag = "oidc",
+    operation_id = "endSession",
+    params(EndSessionParams),
+    security((), ("providerSession" = [])),
+    responses(
+        (status = 302, description = "Logged out; to the registered post_logout_redirect_uri.",
+            headers(("Location" = String))),
+        (status = 200, description = "A logged-out page (no redirect requested).", content_type = "text/html", body = String),
+        (status = 400, description = "An error page: unregistered post_logout_redirect_uri.", content_type = "text/html", body = String),
+        (status = 503, description = "An error page: the store is unavailable.", content_type = "text/html", body = String),
+    ),
+)]
+pub async fn end_session(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    end_session_params(state, req, web::Bytes::new()).await
+}
+
+/// `POST /oidc/logout`: the same parameters as a form.
+#[utoipa::path(
+    post,
+    path = "/oidc/logout",
+    tag = "oidc",
+    operation_id = "endSessionForm",
+    request_body(content = EndSessionParams, content_type = "application/x-www-form-urlencoded"),
+    security((), ("providerSession" = [])),
+    responses(
+        (status = 302, description = "Logged out; to the registered post_logout_redirect_uri.",
+            headers(("Location" = String))),
+        (status = 200, description = "A logged-out page (no redirect requested).", content_type = "text/html", body = String),
+        (status = 400, description = "An error page: unregistered post_logout_redirect_uri.", content_type = "text/html", body = String),
+        (status = 503, description = "An error page: the store is unavailable.", content_type = "text/html", body = String),
+    ),
+)]
+pub async fn end_session_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    end_session_params(state, req, body).await
+}
+
+async fn end_session_params(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
@@ -210,13 +387,21 @@ pub async fn end_session(
 }
 
 /// `GET /api/v1/authorization-requests/{id}`: which service asked (for the page).
+#[utoipa::path(
+    get,
+    path = "/api/v1/authorization-requests/{id}",
+    tag = "oidc",
+    operation_id = "waitingRequest",
+    params(("id" = String, Path, description = "The waiting authorization request (from the login page's address).")),
+    responses((status = 200, description = "The client that asked.", body = WaitingRequest)),
+)]
 pub async fn waiting_request(
     state: web::Data<AppState>,
     ctx: super::Ctx,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     match state.oidc.waiting_client_name(&id).await {
-        Ok(Some(name)) => Ok(HttpResponse::Ok().json(serde_json::json!({ "clientName": name }))),
+        Ok(Some(name)) => Ok(HttpResponse::Ok().json(WaitingRequest { client_name: name })),
         Ok(None) => Err(Problem::new(ProblemCode::NotFound, ctx.lang)),
         Err(e) => Err(ctx.problem(e)),
     }
@@ -224,6 +409,15 @@ pub async fn waiting_request(
 
 /// `POST /api/v1/authorization-requests/{id}/continue`: after the login, the
 /// address to send the person to (the client, with a code or an error).
+#[utoipa::path(
+    post,
+    path = "/api/v1/authorization-requests/{id}/continue",
+    tag = "oidc",
+    operation_id = "continueRequest",
+    params(("id" = String, Path, description = "The waiting authorization request (from the login page's address).")),
+    security(("session" = [])),
+    responses((status = 200, description = "Where to send the person.", body = RedirectTo)),
+)]
 pub async fn continue_request(
     state: web::Data<AppState>,
     ctx: super::Ctx,
@@ -236,9 +430,7 @@ pub async fn continue_request(
         .continue_request(&id, session.as_ref().map(|c| c.value()))
         .await
     {
-        Ok(Continue::Redirect(to)) => {
-            Ok(HttpResponse::Ok().json(serde_json::json!({ "redirectTo": to })))
-        }
+        Ok(Continue::Redirect(to)) => Ok(HttpResponse::Ok().json(RedirectTo { redirect_to: to })),
         Ok(Continue::LoginRequired) => Err(ctx.problem(AuthError::NotAuthenticated)),
         Ok(Continue::Unknown) => Err(Problem::new(ProblemCode::NotFound, ctx.lang)),
         Err(e) => Err(ctx.problem(e)),
@@ -247,13 +439,21 @@ pub async fn continue_request(
 
 /// `POST /api/v1/authorization-requests/{id}/cancel`: back to the service
 /// without a login (`access_denied`), e.g. after `survey_window_closed`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/authorization-requests/{id}/cancel",
+    tag = "oidc",
+    operation_id = "cancelRequest",
+    params(("id" = String, Path, description = "The waiting authorization request (from the login page's address).")),
+    responses((status = 200, description = "Back to the client with access_denied.", body = RedirectTo)),
+)]
 pub async fn cancel_request(
     state: web::Data<AppState>,
     ctx: super::Ctx,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     match state.oidc.cancel_request(&id).await {
-        Ok(Some(to)) => Ok(HttpResponse::Ok().json(serde_json::json!({ "redirectTo": to }))),
+        Ok(Some(to)) => Ok(HttpResponse::Ok().json(RedirectTo { redirect_to: to })),
         Ok(None) => Err(Problem::new(ProblemCode::NotFound, ctx.lang)),
         Err(e) => Err(ctx.problem(e)),
     }

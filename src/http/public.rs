@@ -14,15 +14,24 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+// Request bodies refuse unknown fields (`deny_unknown_fields`), which the
+// document states as `additionalProperties: false`. The examples are a
+// person of the bundled demo registry, so that a fuzzer's first requests
+// reach the flows behind validation.
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"pesel": "97071225308"}))]
 pub struct PeselCheckBody {
     pesel: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"pesel": "97071225308", "motherMaidenName": "Włodarczyk",
+    "password": "Spis2021Ok", "passwordRepeat": "Spis2021Ok"}))]
 pub struct DefineBody {
     pesel: String,
     mother_maiden_name: String,
@@ -30,15 +39,18 @@ pub struct DefineBody {
     password_repeat: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"pesel": "97071225308", "password": "Spis2021Ok"}))]
 pub struct LoginBody {
     pesel: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+/// Email or phone is required (422 `contact_required` otherwise).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"fullName": "Jan Kowalski", "email": "jan@example.com"}))]
 pub struct NoPeselBody {
     full_name: String,
     email: Option<String>,
@@ -46,12 +58,69 @@ pub struct NoPeselBody {
     message: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Session body of API.md (RFC 3339, UTC).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SessionBody {
+pub struct SessionBody {
+    #[schema(format = DateTime)]
     first_login_at: String,
+    #[schema(format = DateTime)]
     window_ends_at: String,
+    #[schema(format = DateTime)]
     expires_at: String,
+}
+
+/// `POST /api/v1/pesel/check`: structure only, no registry look-up.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeselCheckResult {
+    valid: bool,
+    #[schema(format = Date)]
+    birth_date: String,
+    #[schema(value_type = String, pattern = "^(female|male)$")]
+    sex: crate::domain::pesel::Sex,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NoPeselAccepted {
+    reference: String,
+}
+
+/// `GET /api/v1/meta`: what the page needs to explain the rules.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    password_policy: PasswordPolicy,
+    survey_window_days: u64,
+    #[schema(format = DateTime)]
+    census_opens_at: Option<String>,
+    #[schema(format = DateTime)]
+    census_closes_at: Option<String>,
+    helpline: String,
+    lockout: LockoutPolicy,
+    /// The same as `lockout.maxFailures` (older pages read it here).
+    max_failures: u32,
+    /// The same as `lockout.baseBlockSeconds`.
+    base_block_seconds: u64,
+    login_gov_url: String,
+    form_url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordPolicy {
+    min_length: usize,
+    max_length: usize,
+    require_uppercase: bool,
+    require_digit: bool,
+    ascii_only: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockoutPolicy {
+    max_failures: u32,
+    base_block_seconds: u64,
 }
 
 impl From<&SessionRecord> for SessionBody {
@@ -96,12 +165,27 @@ fn with_session(
         .json(SessionBody::from(&grant.record))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/meta",
+    tag = "page",
+    operation_id = "meta",
+    responses((status = 200, description = "The rules the page explains.", body = Meta)),
+)]
 pub async fn meta(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(state.meta.clone())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/pesel/check",
+    tag = "page",
+    operation_id = "checkPesel",
+    request_body(content = PeselCheckBody, content_type = "application/json"),
+    responses((status = 200, description = "A well-formed PESEL.", body = PeselCheckResult)),
+)]
 pub async fn check_pesel(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -113,13 +197,22 @@ pub async fn check_pesel(
             e.code(),
         )]))
     })?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "valid": true,
-        "birthDate": pesel.birth_date().to_string(),
-        "sex": pesel.sex(),
-    })))
+    Ok(HttpResponse::Ok().json(PeselCheckResult {
+        valid: true,
+        birth_date: pesel.birth_date().to_string(),
+        sex: pesel.sex(),
+    }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/password",
+    tag = "login",
+    operation_id = "definePassword",
+    request_body(content = DefineBody, content_type = "application/json"),
+    responses((status = 201, description = "Password defined; logged in.", body = SessionBody,
+        headers(("Set-Cookie" = String, description = "`census_session` (HttpOnly; SameSite=Strict; Path=/) and the provider's `census_op` (SameSite=Lax; Path=/oidc).")))),
+)]
 pub async fn define_password(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -139,6 +232,15 @@ pub async fn define_password(
     Ok(with_session(&state, HttpResponse::Created(), grant))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    tag = "login",
+    operation_id = "login",
+    request_body(content = LoginBody, content_type = "application/json"),
+    responses((status = 200, description = "Logged in.", body = SessionBody,
+        headers(("Set-Cookie" = String, description = "`census_session` (HttpOnly; SameSite=Strict; Path=/) and the provider's `census_op` (SameSite=Lax; Path=/oidc).")))),
+)]
 pub async fn login(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -156,6 +258,14 @@ pub async fn login(
     Ok(with_session(&state, HttpResponse::Ok(), grant))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/session",
+    tag = "login",
+    operation_id = "session",
+    security(("session" = [])),
+    responses((status = 200, description = "The session; its idle expiry slides forward.", body = SessionBody)),
+)]
 pub async fn session(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -170,6 +280,15 @@ pub async fn session(
     Ok(HttpResponse::Ok().json(SessionBody::from(&record)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/logout",
+    tag = "login",
+    operation_id = "logout",
+    security(("session" = [])),
+    responses((status = 204, description = "Session deleted, both cookies cleared.",
+        headers(("Set-Cookie" = String, description = "Expired `census_session` and `census_op`.")))),
+)]
 pub async fn logout(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -193,6 +312,14 @@ pub async fn logout(
         .finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/no-pesel-requests",
+    tag = "page",
+    operation_id = "noPeselRequest",
+    request_body(content = NoPeselBody, content_type = "application/json"),
+    responses((status = 202, description = "Recorded for the helpline.", body = NoPeselAccepted)),
+)]
 pub async fn no_pesel_request(
     state: web::Data<AppState>,
     ctx: Ctx,
@@ -209,30 +336,33 @@ pub async fn no_pesel_request(
         )
         .await
         .map_err(|e| ctx.problem(e))?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "reference": reference })))
+    Ok(HttpResponse::Accepted().json(NoPeselAccepted { reference }))
 }
 
 /// `GET /api/v1/meta`, rendered once at start.
 pub fn meta_json(settings: &crate::config::Settings) -> String {
     let s = settings;
     let secs = s.lockout.base_block.as_secs();
-    serde_json::json!({
-        "passwordPolicy": {
-            "minLength": s.password.min_length,
-            "maxLength": crate::domain::password::MAX_LENGTH,
-            "requireUppercase": true,
-            "requireDigit": true,
-            "asciiOnly": true,
+    let meta = Meta {
+        password_policy: PasswordPolicy {
+            min_length: s.password.min_length,
+            max_length: crate::domain::password::MAX_LENGTH,
+            require_uppercase: true,
+            require_digit: true,
+            ascii_only: true,
         },
-        "surveyWindowDays": s.survey.window.as_secs() / 86_400,
-        "censusOpensAt": s.census.opens_at.and_then(|t| t.format(&Rfc3339).ok()),
-        "censusClosesAt": s.census.closes_at.and_then(|t| t.format(&Rfc3339).ok()),
-        "helpline": s.census.helpline,
-        "lockout": { "maxFailures": s.lockout.max_failures, "baseBlockSeconds": secs },
-        "maxFailures": s.lockout.max_failures,
-        "baseBlockSeconds": secs,
-        "loginGovUrl": s.web.login_gov_url,
-        "formUrl": s.web.form_url,
-    })
-    .to_string()
+        survey_window_days: s.survey.window.as_secs() / 86_400,
+        census_opens_at: s.census.opens_at.and_then(|t| t.format(&Rfc3339).ok()),
+        census_closes_at: s.census.closes_at.and_then(|t| t.format(&Rfc3339).ok()),
+        helpline: s.census.helpline.clone(),
+        lockout: LockoutPolicy {
+            max_failures: s.lockout.max_failures,
+            base_block_seconds: secs,
+        },
+        max_failures: s.lockout.max_failures,
+        base_block_seconds: secs,
+        login_gov_url: s.web.login_gov_url.clone(),
+        form_url: s.web.form_url.clone(),
+    };
+    serde_json::to_string(&meta).unwrap_or_default()
 }

@@ -155,10 +155,11 @@ pub struct RegistryRecord {
     pub reserved: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredNoPeselRequest {
     pub reference: String,
+    #[schema(format = DateTime)]
     pub received_at: String,
     pub full_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -10,6 +10,7 @@ mod define;
 mod limits;
 mod login;
 mod oidc;
+mod openapi;
 mod protocol;
 mod redis_ops;
 mod security;
