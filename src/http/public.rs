@@ -15,35 +15,37 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+// The request bodies are public, fields too, so that tests/fuzz can drive
+// exactly what serde accepts into the domain parsers.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeselCheckBody {
-    pesel: String,
+    pub pesel: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DefineBody {
-    pesel: String,
-    mother_maiden_name: String,
-    password: String,
-    password_repeat: String,
+    pub pesel: String,
+    pub mother_maiden_name: String,
+    pub password: String,
+    pub password_repeat: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
-    pesel: String,
-    password: String,
+    pub pesel: String,
+    pub password: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NoPeselBody {
-    full_name: String,
-    email: Option<String>,
-    phone: Option<String>,
-    message: Option<String>,
+    pub full_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub message: Option<String>,
 }
 
 #[derive(Serialize)]
