@@ -1,7 +1,7 @@
 //! The public API (API.md, "Public HTTP API").
 
 use super::problem::Problem;
-use super::{AppState, Ctx};
+use super::{AppState, Ctx, JsonObject};
 use crate::auth::flows::{DefineInput, LoginInput};
 use crate::auth::session::COOKIE_NAME;
 use crate::auth::{AuthError, SessionGrant};
@@ -93,9 +93,10 @@ pub async fn meta(state: web::Data<AppState>) -> HttpResponse {
 pub async fn check_pesel(
     state: web::Data<AppState>,
     ctx: Ctx,
-    body: web::Json<PeselCheckBody>,
+    body: web::Json<JsonObject<PeselCheckBody>>,
 ) -> Result<HttpResponse, Problem> {
-    let pesel = state.auth.parse_pesel(&body.pesel).map_err(|e| {
+    let JsonObject(b) = body.into_inner();
+    let pesel = state.auth.parse_pesel(&b.pesel).map_err(|e| {
         ctx.problem(AuthError::Validation(vec![Violation::new(
             "pesel",
             e.code(),
@@ -111,9 +112,9 @@ pub async fn check_pesel(
 pub async fn define_password(
     state: web::Data<AppState>,
     ctx: Ctx,
-    body: web::Json<DefineBody>,
+    body: web::Json<JsonObject<DefineBody>>,
 ) -> Result<HttpResponse, Problem> {
-    let b = body.into_inner();
+    let JsonObject(b) = body.into_inner();
     let grant = state
         .auth
         .define_password(DefineInput {
@@ -130,9 +131,9 @@ pub async fn define_password(
 pub async fn login(
     state: web::Data<AppState>,
     ctx: Ctx,
-    body: web::Json<LoginBody>,
+    body: web::Json<JsonObject<LoginBody>>,
 ) -> Result<HttpResponse, Problem> {
-    let b = body.into_inner();
+    let JsonObject(b) = body.into_inner();
     let grant = state
         .auth
         .login(LoginInput {
@@ -178,9 +179,9 @@ pub async fn logout(
 pub async fn no_pesel_request(
     state: web::Data<AppState>,
     ctx: Ctx,
-    body: web::Json<NoPeselBody>,
+    body: web::Json<JsonObject<NoPeselBody>>,
 ) -> Result<HttpResponse, Problem> {
-    let b = body.into_inner();
+    let JsonObject(b) = body.into_inner();
     let reference = state
         .auth
         .request_without_pesel(

@@ -1,0 +1,51 @@
+//! The fuzz targets (tests/fuzz, docs/attack-tools.md) in `cargo test`:
+//! every committed corpus input and every crash the fuzzer has found
+//! (tests/fuzz/regressions) replayed through the same oracles in a normal
+//! build, so a crash once fixed stays fixed; and a short coverage-guided run
+//! of each target, the CI smoke (`FUZZ_SMOKE_SECONDS`, default 5 per target;
+//! 0 skips it).
+
+mod support;
+
+#[path = "fuzz/src/lib.rs"]
+mod targets;
+
+use std::path::Path;
+
+#[test]
+fn every_corpus_input_and_every_crash_found_passes_the_oracles() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+    let (mut replayed, mut regressions, mut failed) = (0, 0, Vec::new());
+    for (name, target) in targets::TARGETS {
+        for dir in ["corpus", "regressions"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir).join(name)) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.expect("readable dir").path();
+                let data = std::fs::read(&path).expect("readable input");
+                if std::panic::catch_unwind(|| target(&data)).is_err() {
+                    failed.push(path.display().to_string());
+                }
+                replayed += 1;
+                regressions += usize::from(dir == "regressions");
+            }
+        }
+    }
+    assert!(failed.is_empty(), "oracles failed on: {failed:#?}");
+    // The seeds of all five targets at least, and every crash ever found.
+    assert!(
+        replayed >= 25 && regressions >= 2,
+        "{replayed} inputs replayed"
+    );
+}
+
+#[test]
+fn a_short_fuzz_run_of_every_target_finds_no_crash() {
+    let seconds = std::env::var("FUZZ_SMOKE_SECONDS").unwrap_or_else(|_| "5".into());
+    if seconds == "0" {
+        eprintln!("FUZZ_SMOKE_SECONDS=0: the fuzz smoke is skipped");
+        return;
+    }
+    support::run_suite("tests/fuzz/run.sh", &[&seconds]);
+}
