@@ -50,9 +50,13 @@ pub fn parse(
     input: impl Read,
     today: time::Date,
 ) -> Result<(Vec<RegistryRow>, Vec<BadRow>), RegistryError> {
+    // Records end at LF only (a CRLF's CR is trimmed with the field): the csv
+    // crate also ends one at a bare CR but counts lines by LF, so a row after a
+    // bare CR was reported on the line before it (found by tests/fuzz).
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
+        .terminator(csv::Terminator::Any(b'\n'))
         .from_reader(input);
     let headers = reader.headers()?.clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
@@ -305,6 +309,23 @@ mod tests {
         assert_eq!(bad.len(), 1);
         assert!(!bad[0].reason.contains("Włodarczyk"), "{}", bad[0].reason);
         assert!(!bad[0].reason.contains("97071225308"), "{}", bad[0].reason);
+    }
+
+    #[test]
+    fn line_numbers_count_line_feeds_and_crlf_files_parse_alike() {
+        let lf = "pesel,mother_maiden_name,reserved\n97071225308,Nowak,true\nx,Nowak,\n";
+        let crlf = lf.replace('\n', "\r\n");
+        for csv in [lf, crlf.as_str()] {
+            let (rows, bad) = parse(csv.as_bytes(), today()).unwrap();
+            assert_eq!(rows.len(), 1);
+            assert!(rows[0].reserved);
+            assert_eq!(bad.len(), 1);
+            assert_eq!(bad[0].line, 3);
+        }
+        // A bare CR inside a line is no line break: the row stays on line 2.
+        let (_, bad) = parse("pesel,mother_maiden_name\n1\r2,Nowak\n".as_bytes(), today()).unwrap();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 2);
     }
 
     #[test]
