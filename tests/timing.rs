@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 const ROUNDS: usize = 250;
 const WARM_UP: usize = 20;
 
+/// What a client sees of an answer: status, headers, body.
+type Answer = (u16, BTreeMap<String, String>, Value);
+
 /// Every header but those that differ per response by design.
 fn comparable(headers: &HeaderMap) -> BTreeMap<String, String> {
     headers
@@ -65,7 +68,7 @@ async fn unknown_pesel_no_password_and_wrong_password_cannot_be_told_apart() {
     ];
     let url = format!("{}/api/v1/login", app.address);
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
-    let mut first: Vec<Option<(u16, BTreeMap<String, String>, Value)>> = vec![None; cases.len()];
+    let mut first: Vec<Option<Answer>> = vec![None; cases.len()];
     let mut order: Vec<usize> = (0..cases.len()).collect();
     let mut rng = rand::rng();
     for round in 0..WARM_UP + ROUNDS {

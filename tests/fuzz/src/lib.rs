@@ -15,8 +15,11 @@ use census_login::http::public::{DefineBody, LoginBody, NoPeselBody, PeselCheckB
 use std::collections::BTreeSet;
 use time::Date;
 
+/// A fuzz target: the fuzzer's bytes in, a panic out when an oracle fails.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `run.sh` and the replay test know them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("pesel", pesel),
     ("maiden_name", maiden_name),
     ("password", password),
