@@ -34,10 +34,13 @@ cargo fuzz --version >/dev/null 2>&1 ||
   die "cargo-fuzz not found: cargo install --locked cargo-fuzz (or run tests/all.sh as root)"
 
 work="${CARGO_TARGET_DIR:-$root/target}/fuzz"
+mkdir -p "$work"
 echo "fuzz/run.sh: building ${#targets[@]} targets (cargo fuzz build -s none, into $work)"
 start=$(date +%s)
-(cd "$root" && cargo fuzz build -s none --fuzz-dir "$here" --target-dir "$work" "${targets[@]/#/--bin=}" 2>&1 |
-  grep -E '^(error|warning)|Finished' || true)
+if ! (cd "$root" && cargo fuzz build -s none --fuzz-dir "$here" --target-dir "$work") >"$work.build.log" 2>&1; then
+  tail -30 "$work.build.log" >&2
+  die "cargo fuzz build failed (log: $work.build.log)"
+fi
 bindir="$work/x86_64-unknown-linux-gnu/release"
 for t in "${targets[@]}"; do [ -x "$bindir/$t" ] || die "build failed: no $bindir/$t"; done
 echo "fuzz/run.sh: built in $(($(date +%s) - start)) s"
