@@ -13,9 +13,10 @@
 #   oom       maxmemory below what Redis holds, with noeviction, for 5 s
 #   partition C's link to Redis cut (the host end of its veth down) for 5 s, while
 #             clients still reach C
-# Then tests/faults/verdict.py judges every request against the fault going on when
-# it was sent, asks the admin API about every acknowledged definition, and reads the
-# replicas' memory samples and logs. Outputs in target/faults/.
+# Each fault is logged as NAME_start (injected), NAME_stop (about to be undone) and
+# NAME_end (undone). Then tests/faults/verdict.py judges every request against the fault
+# going on when it was sent, asks the admin API about every acknowledged definition, and
+# reads the replicas' memory samples and logs. Outputs in target/faults/.
 # Builds the release binary unless CENSUS_BIN points at one. Sends traffic only to
 # 127.0.0.1 and to the addresses of its own namespace (10.200.N.x), and ends only the
 # processes it started.
@@ -72,8 +73,22 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
+ns= c_pid= c_url= c_admin= client_link= redis_link= sampler_pid= k6_pid=
+# lib.sh's cleanup (replicas, Redis, temp dir), after what only this script starts.
+faults_cleanup() {
+  [ -z "$sampler_pid" ] || kill "$sampler_pid" 2>/dev/null || true
+  [ -z "$k6_pid" ] || kill "$k6_pid" 2>/dev/null || true
+  kill -CONT "$redis_pid" 2>/dev/null || true
+  cleanup
+  if [ -n "$ns" ]; then
+    ip netns del "$ns" 2>/dev/null || true
+    ip link del "$client_link" 2>/dev/null || true
+    ip link del "$redis_link" 2>/dev/null || true
+  fi
+}
+trap faults_cleanup EXIT
+
 # --- replica C in a network namespace of its own (if this machine allows one) ----------
-ns= c_pid= c_url= c_admin= redis_link=
 redis_bind="127.0.0.1"
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1 && ip netns add "census-faults-$$" 2>/dev/null; then
   ns="census-faults-$$"
@@ -121,19 +136,6 @@ else
   say "no network namespace here (needs root and 'ip netns add'): the partition fault is skipped"
 fi
 
-faults_cleanup() {
-  [ -z "${sampler_pid:-}" ] || kill "$sampler_pid" 2>/dev/null || true
-  [ -z "${k6_pid:-}" ] || kill "$k6_pid" 2>/dev/null || true
-  kill -CONT "$redis_pid" 2>/dev/null || true
-  cleanup
-  if [ -n "$ns" ]; then
-    ip netns del "$ns" 2>/dev/null || true
-    ip link del "$client_link" 2>/dev/null || true
-    ip link del "$redis_link" 2>/dev/null || true
-  fi
-}
-trap faults_cleanup EXIT
-
 # --- memory of every replica, every 200 ms ------------------------------------------------
 echo "$a_pid $b_pid $c_pid" >"$out/faults-pids.txt"
 (
@@ -173,6 +175,7 @@ event kill_start
 kill -KILL "$a_pid"
 wait "$a_pid" 2>/dev/null || true
 sleep 6
+event kill_stop
 # The orchestrator's restart: same ports, a new process.
 env CENSUS__SERVER__LISTEN="127.0.0.1:$a_port" \
     CENSUS__SERVER__ADMIN_LISTEN="127.0.0.1:$a_admin_port" \
@@ -198,7 +201,7 @@ event redis_start
 kill -KILL "$redis_pid"
 wait "$redis_pid" 2>/dev/null || true
 sleep 5
-event redis_restart
+event redis_stop
 redis-server --bind "$redis_bind" --port "$redis_port" --dir "$tmp" --save '' \
   --appendonly yes --appendfsync always --protected-mode no --daemonize no \
   --logfile "$tmp/redis.log" &
@@ -210,6 +213,7 @@ sleep 8
 event slow_start
 kill -STOP "$redis_pid"
 sleep 4
+event slow_stop
 kill -CONT "$redis_pid"
 event slow_end
 
@@ -219,6 +223,7 @@ rcli CONFIG SET maxmemory-policy noeviction >/dev/null
 rcli CONFIG SET maxmemory "$((used / 2))" >/dev/null
 event oom_start
 sleep 5
+event oom_stop
 rcli CONFIG SET maxmemory 0 >/dev/null
 event oom_end
 
@@ -226,11 +231,13 @@ if [ -n "$ns" ]; then
   sleep 7
   event partition_start
   ip link set "$redis_link" down
-  # What C tells the balancer meanwhile.
-  (for _ in $(seq 1 8); do
-    printf '%s %s\n' "$(now_ms)" "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "$c_admin/readyz")"
-    sleep 0.5
-  done) >"$out/faults-c-readyz.txt"
+  # What C tells the balancer meanwhile (each answer takes up to store.timeout).
+  heal=$(($(now_ms) + 5000))
+  while [ "$(now_ms)" -lt "$heal" ]; do
+    printf '%s %s\n' "$(now_ms)" "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1.5 "$c_admin/readyz")"
+    sleep 0.3
+  done >"$out/faults-c-readyz.txt"
+  event partition_stop
   ip link set "$redis_link" up
   event partition_end
 fi
