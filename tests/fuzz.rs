@@ -1,9 +1,10 @@
 //! The fuzz targets (tests/fuzz, docs/attack-tools.md) in `cargo test`:
-//! every committed corpus input and every crash the fuzzer has found
-//! (tests/fuzz/regressions) replayed through the same oracles in a normal
-//! build, so a crash once fixed stays fixed; and a short coverage-guided run
-//! of each target, the CI smoke (`FUZZ_SMOKE_SECONDS`, default 5 per target;
-//! 0 skips it).
+//! the committed corpus (the fewest inputs covering what the fuzzer reached,
+//! `run.sh --merge`) and every crash it has found (tests/fuzz/regressions),
+//! replayed through the same oracles in a normal build, so a crash once fixed
+//! stays fixed. A short coverage-guided run of each target is ignored by
+//! default: building the instrumented targets takes 4–7 minutes here
+//! (`cargo test --test fuzz -- --ignored`; `FUZZ_SMOKE_SECONDS`, default 5).
 
 mod support;
 
@@ -41,11 +42,8 @@ fn every_corpus_input_and_every_crash_found_passes_the_oracles() {
 }
 
 #[test]
+#[ignore = "builds the instrumented targets (4-7 min): cargo test --test fuzz -- --ignored"]
 fn a_short_fuzz_run_of_every_target_finds_no_crash() {
     let seconds = std::env::var("FUZZ_SMOKE_SECONDS").unwrap_or_else(|_| "5".into());
-    if seconds == "0" {
-        eprintln!("FUZZ_SMOKE_SECONDS=0: the fuzz smoke is skipped");
-        return;
-    }
     support::run_suite("tests/fuzz/run.sh", &[&seconds]);
 }

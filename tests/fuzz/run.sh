@@ -3,6 +3,9 @@
 #
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]   each target for SECONDS (default 60), one
 #                                              after the other; all targets by default
+#   tests/fuzz/run.sh --merge [TARGET...]      add to corpus/TARGET the fewest inputs that
+#                                              cover what target/fuzz/corpus/TARGET covers
+#                                              (tests/fuzz.rs replays the corpus in CI)
 #
 # Targets (tests/fuzz/src/lib.rs): pesel, maiden_name, password, json_bodies, registry_csv.
 # Builds them with `cargo fuzz build -s none` (no sanitizer: stable Rust; AddressSanitizer
@@ -19,9 +22,12 @@ die() { echo "fuzz/run.sh: $*" >&2; exit 2; }
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
-seconds=${1:-60}
-[[ "$seconds" =~ ^[0-9]+$ ]] && [ "$seconds" -gt 0 ] || die "usage: $0 [SECONDS] [TARGET...]"
-shift || true
+merge=0
+if [ "${1:-}" = --merge ]; then merge=1; shift; seconds=1; else
+  seconds=${1:-60}
+  [[ "$seconds" =~ ^[0-9]+$ ]] && [ "$seconds" -gt 0 ] || die "usage: $0 [SECONDS] [TARGET...] | $0 --merge [TARGET...]"
+  shift || true
+fi
 all=(pesel maiden_name password json_bodies registry_csv)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
@@ -44,6 +50,19 @@ fi
 bindir="$work/x86_64-unknown-linux-gnu/release"
 for t in "${targets[@]}"; do [ -x "$bindir/$t" ] || die "build failed: no $bindir/$t"; done
 echo "fuzz/run.sh: built in $(($(date +%s) - start)) s"
+
+if [ "$merge" = 1 ]; then
+  for t in "${targets[@]}"; do
+    merged=$(mktemp -d)
+    "$bindir/$t" -merge=1 "$merged" "$here/corpus/$t" "$work/corpus/$t" >"$work/$t.merge.log" 2>&1 ||
+      { tail -5 "$work/$t.merge.log" >&2; die "merging $t failed"; }
+    before=$(find "$here/corpus/$t" -type f | wc -l)
+    cp -n "$merged"/* "$here/corpus/$t/" 2>/dev/null || true
+    rm -rf "$merged"
+    echo "$t: corpus $before -> $(find "$here/corpus/$t" -type f | wc -l) inputs"
+  done
+  exit 0
+fi
 
 total=0 crashed=()
 printf '%-14s %8s %12s %10s %7s  %s\n' target seconds executions 'exec/s' corpus result
