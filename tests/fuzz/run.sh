@@ -9,7 +9,7 @@
 #
 # Targets (tests/fuzz/src/lib.rs): pesel, maiden_name, password, json_bodies, registry_csv.
 # Builds them with `cargo fuzz build -s none` (no sanitizer: stable Rust; AddressSanitizer
-# needs nightly, and the code under test has no unsafe of its own) into
+# needs nightly, and the parsers under test have no unsafe of their own) into
 # $CARGO_TARGET_DIR/fuzz (default target/fuzz). Each run starts from the committed corpus
 # (corpus/TARGET) and every crash found so far (regressions/TARGET); what it learns stays
 # in target/fuzz/corpus, so the repository is not touched. A crash stops that target,
