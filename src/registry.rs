@@ -62,9 +62,13 @@ pub fn parse(
     input: impl Read,
     today: time::Date,
 ) -> Result<(Vec<RegistryRow>, Vec<BadRow>), RegistryError> {
+    // Records end at LF only (a CRLF's CR is trimmed with the field): the csv
+    // crate also ends one at a bare CR but counts lines by LF, so a row after a
+    // bare CR was reported on the line before it (found by tests/fuzz).
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
+        .terminator(csv::Terminator::Any(b'\n'))
         .from_reader(input);
     let headers = reader.headers()?.clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
@@ -92,9 +96,9 @@ pub fn parse(
         let reserved = match r_col.map(field).unwrap_or("") {
             "" | "false" => Ok(false),
             "true" => Ok(true),
-            other => Err(format!(
-                "reserved must be true, false or empty, not {other:?}"
-            )),
+            // The value is not quoted back: in a shifted row it is a maiden name
+            // or a PESEL, and the report goes to the operator's terminal and logs.
+            _ => Err("reserved must be true, false or empty".to_owned()),
         };
         match (pesel, name, reserved) {
             (Ok(pesel), Ok(maiden_name), Ok(reserved)) => rows.push(RegistryRow {
@@ -305,6 +309,35 @@ mod tests {
         assert_eq!(bad[1].line, 4);
         assert!(bad[1].reason.contains("mother_maiden_name_invalid"));
         assert!(bad[1].reason.contains("reserved"));
+    }
+
+    #[test]
+    fn a_bad_row_is_reported_without_its_content() {
+        // Found by tests/fuzz (registry_csv): a row shifted by one column put
+        // the maiden name into `reserved`, and the reason quoted it.
+        let csv = "pesel,mother_maiden_name,reserved\n\
+                   x,97071225308,Włodarczyk\n";
+        let (_, bad) = parse(csv.as_bytes(), today()).unwrap();
+        assert_eq!(bad.len(), 1);
+        assert!(!bad[0].reason.contains("Włodarczyk"), "{}", bad[0].reason);
+        assert!(!bad[0].reason.contains("97071225308"), "{}", bad[0].reason);
+    }
+
+    #[test]
+    fn line_numbers_count_line_feeds_and_crlf_files_parse_alike() {
+        let lf = "pesel,mother_maiden_name,reserved\n97071225308,Nowak,true\nx,Nowak,\n";
+        let crlf = lf.replace('\n', "\r\n");
+        for csv in [lf, crlf.as_str()] {
+            let (rows, bad) = parse(csv.as_bytes(), today()).unwrap();
+            assert_eq!(rows.len(), 1);
+            assert!(rows[0].reserved);
+            assert_eq!(bad.len(), 1);
+            assert_eq!(bad[0].line, 3);
+        }
+        // A bare CR inside a line is no line break: the row stays on line 2.
+        let (_, bad) = parse("pesel,mother_maiden_name\n1\r2,Nowak\n".as_bytes(), today()).unwrap();
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 2);
     }
 
     #[test]

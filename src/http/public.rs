@@ -1,7 +1,7 @@
 //! The public API (API.md, "Public HTTP API").
 
 use super::problem::Problem;
-use super::{AppState, Ctx};
+use super::{AppState, Ctx, JsonObject};
 use crate::auth::flows::{DefineInput, LoginInput};
 use crate::auth::session::COOKIE_NAME;
 use crate::auth::{AuthError, SessionGrant};
@@ -19,13 +19,14 @@ use utoipa::ToSchema;
 // Request bodies refuse unknown fields (`deny_unknown_fields`), which the
 // document states as `additionalProperties: false`. The examples are a
 // person of the bundled demo registry, so that a fuzzer's first requests
-// reach the flows behind validation.
+// reach the flows behind validation. The bodies are public, fields too, so
+// that tests/fuzz can drive exactly what serde accepts into the domain parsers.
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"pesel": "97071225308"}))]
 pub struct PeselCheckBody {
-    pesel: String,
+    pub pesel: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -33,18 +34,18 @@ pub struct PeselCheckBody {
 #[schema(example = json!({"pesel": "97071225308", "motherMaidenName": "Włodarczyk",
     "password": "Spis2021Ok", "passwordRepeat": "Spis2021Ok"}))]
 pub struct DefineBody {
-    pesel: String,
-    mother_maiden_name: String,
-    password: String,
-    password_repeat: String,
+    pub pesel: String,
+    pub mother_maiden_name: String,
+    pub password: String,
+    pub password_repeat: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"pesel": "97071225308", "password": "Spis2021Ok"}))]
 pub struct LoginBody {
-    pesel: String,
-    password: String,
+    pub pesel: String,
+    pub password: String,
 }
 
 /// Email or phone is required (422 `contact_required` otherwise).
@@ -52,10 +53,10 @@ pub struct LoginBody {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(example = json!({"fullName": "Jan Kowalski", "email": "jan@example.com"}))]
 pub struct NoPeselBody {
-    full_name: String,
-    email: Option<String>,
-    phone: Option<String>,
-    message: Option<String>,
+    pub full_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub message: Option<String>,
 }
 
 /// Session body of API.md (RFC 3339, UTC).
@@ -189,9 +190,10 @@ pub async fn meta(state: web::Data<AppState>) -> HttpResponse {
 pub async fn check_pesel(
     state: web::Data<AppState>,
     ctx: Ctx,
-    body: web::Json<PeselCheckBody>,
+    body: web::Json<JsonObject<PeselCheckBody>>,
 ) -> Result<HttpResponse, Problem> {
-    let pesel = state.auth.parse_pesel(&body.pesel).map_err(|e| {
+    let JsonObject(b) = body.into_inner();
+    let pesel = state.auth.parse_pesel(&b.pesel).map_err(|e| {
         ctx.problem(AuthError::Validation(vec![Violation::new(
             "pesel",
             e.code(),
@@ -216,9 +218,9 @@ pub async fn check_pesel(
 pub async fn define_password(
     state: web::Data<AppState>,
     ctx: Ctx,
-    body: web::Json<DefineBody>,
+    body: web::Json<JsonObject<DefineBody>>,
 ) -> Result<HttpResponse, Problem> {
-    let b = body.into_inner();
+    let JsonObject(b) = body.into_inner();
     let grant = state
         .auth
         .define_password(DefineInput {
@@ -244,9 +246,9 @@ pub async fn define_password(
 pub async fn login(
     state: web::Data<AppState>,
     ctx: Ctx,
-    body: web::Json<LoginBody>,
+    body: web::Json<JsonObject<LoginBody>>,
 ) -> Result<HttpResponse, Problem> {
-    let b = body.into_inner();
+    let JsonObject(b) = body.into_inner();
     let grant = state
         .auth
         .login(LoginInput {
@@ -323,9 +325,9 @@ pub async fn logout(
 pub async fn no_pesel_request(
     state: web::Data<AppState>,
     ctx: Ctx,
-    body: web::Json<NoPeselBody>,
+    body: web::Json<JsonObject<NoPeselBody>>,
 ) -> Result<HttpResponse, Problem> {
-    let b = body.into_inner();
+    let JsonObject(b) = body.into_inner();
     let reference = state
         .auth
         .request_without_pesel(

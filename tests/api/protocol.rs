@@ -112,6 +112,11 @@ async fn bodies_must_be_json_small_and_exact(b: Backend) {
         )
         .await;
     problem(r, 400, "malformed_request").await;
+    // The fields as an array, which serde's derived structs take (tests/fuzz).
+    let r = app
+        .post_json("/api/v1/login", &json!([UNKNOWN_PESEL, "Wrong2021x"]))
+        .await;
+    problem(r, 400, "malformed_request").await;
     let big = "x".repeat(17 * 1024);
     let r = app
         .post_json(

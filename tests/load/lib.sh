@@ -4,7 +4,7 @@
 # redis_port, redis_pid, svc_pid, base_url, admin_url, admin_token, people, log.
 # Extra processes to stop on exit go in extra_pids.
 
-out="$root/target/load"
+out="${out:-$root/target/load}" # a caller may choose another folder
 mkdir -p "$out"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/census-load.XXXXXX")
 redis_pid=

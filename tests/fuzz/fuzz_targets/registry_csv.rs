@@ -1,0 +1,3 @@
+//! libFuzzer target: see `census_login_fuzz::registry_csv`.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| census_login_fuzz::registry_csv(data));
