@@ -48,6 +48,8 @@ scenario=faults
 # verdicts are measured against.
 export CENSUS__PASSWORD__ARGON2_MEMORY_KIB=4096 CENSUS__PASSWORD__ARGON2_ITERATIONS=1
 export CENSUS__STORE__TIMEOUT=1s
+# The demo OpenID client is refused with Redis; replicas started here need none.
+export CENSUS__OIDC__CLIENTS="[]"
 export REGISTRY_COUNT=${REGISTRY_COUNT:-3000}
 extra_pids=
 log_name=faults-a
