@@ -252,6 +252,8 @@ config_smoke() {
     cp config/production.toml "$conf/production.toml"
     printf 'smoke-pepper-%s\n' "$RANDOM$RANDOM" >"$WORK/pepper"
     printf 'smoke-admin-token-%s\n' "$RANDOM$RANDOM" >"$WORK/admin-token"
+    local op_token="smoke-operator-token-$RANDOM$RANDOM"
+    printf 'smoke.operator:%s\n' "$(printf %s "$op_token" | sha256sum | cut -d' ' -f1)" >"$WORK/admin-tokens"
     # Only what a pod changes: loopback listeners, a local Redis instead of the Sentinel
     # URL (a lone primary: no replica to WAIT for), and the secret files. Everything else
     # comes from production.toml.
@@ -268,6 +270,7 @@ config_smoke() {
             CENSUS__STORE__WAIT_REPLICAS=0 \
             CENSUS__SECRETS__PEPPER_FILE="$WORK/pepper" \
             CENSUS__SECRETS__ADMIN_TOKEN_FILE="$WORK/admin-token" \
+            CENSUS__SECRETS__ADMIN_TOKENS_FILE="$WORK/admin-tokens" \
             "$bin" serve
     }
     run_app "$conf" >"$WORK/smoke-app.log" 2>&1 &
@@ -321,6 +324,13 @@ config_smoke() {
     else
         fail "admin token read from CENSUS__SECRETS__ADMIN_TOKEN_FILE (401 without, 200 with)" \
             "without token: $unauth, with token: $auth"
+    fi
+    auth=$(http_status GET "http://127.0.0.1:$admin_port/admin/v1/no-pesel-requests" "$op_token")
+    if [ "$auth" = 200 ] && grep -q '"actor":"smoke.operator"' "$WORK/smoke-app.log"; then
+        pass "operator token from CENSUS__SECRETS__ADMIN_TOKENS_FILE works and is logged as its actor"
+    else
+        fail "operator token from CENSUS__SECRETS__ADMIN_TOKENS_FILE works and is logged as its actor" \
+            "with the operator's token: $auth (want 200); $(grep -c '"actor"' "$WORK/smoke-app.log") actor lines"
     fi
 
     # Memory under hashing load vs the prod pod's limit, with the image's allocator

@@ -54,15 +54,17 @@ API_KEYS = {
     "password.max_concurrent_hashes", "password.max_queued_hashes", "lockout.max_failures",
     "lockout.base_block", "lockout.multiplier", "lockout.max_block", "lockout.forget_after",
     "session.idle_timeout", "session.cookie_secure", "rate_limit.per_ip_per_minute",
-    "rate_limit.burst", "secrets.pepper", "secrets.admin_token",
+    "rate_limit.burst", "secrets.pepper", "secrets.admin_token", "secrets.admin_tokens_file",
     # extensions (helper contract)
     "web.login_gov_url", "web.form_url", "census.helpline", "lockout.reservation_ttl",
     "log.format", "log.level", "secrets.redis_password", "secrets.redis_sentinel_password",
 }
-SECRET_FILE_ENV = {"secrets.pepper_file", "secrets.admin_token_file", "secrets.redis_password_file",
+SECRET_FILE_ENV = {"secrets.pepper_file", "secrets.admin_token_file", "secrets.admin_tokens_file",
+                   "secrets.redis_password_file",
                    "secrets.redis_sentinel_password_file"}
 # Which Secret each secret file of census-login must come from.
 SECRET_SOURCES = {"PEPPER": "census-login-secrets", "ADMIN_TOKEN": "census-login-secrets",
+                  "ADMIN_TOKENS": "census-login-secrets",
                   "REDIS_PASSWORD": "redis-auth", "REDIS_SENTINEL_PASSWORD": "redis-auth"}
 MIB = 1024 * 1024
 BASELINE_BYTES = 64 * MIB  # see the sizing comment in deployment.yaml
@@ -784,7 +786,7 @@ def main() -> int:
     if a.template:
         docs = load(a.template)
         results = schema_results(docs, a.k8s_version, "template")
-        want = {"census-login-secrets": {"pepper", "admin-token"}, "redis-auth": {"password"}}
+        want = {"census-login-secrets": {"pepper", "admin-token", "admin-tokens"}, "redis-auth": {"password"}}
         names = [d["metadata"]["name"] for d in docs]
         results.append((sorted(names) == sorted(want), f"template: {a.template.name} holds Secrets {sorted(want)}",
                         f"holds {names}"))
