@@ -581,6 +581,11 @@ def _redis(r: Render, overlay: str) -> Iterable[str]:
         f"{sts['metadata']['name']}-{i}.{sts['spec']['serviceName']}:26379" for i in range(n)) + f"/{master}"
     if eff.get("store.redis_url") != want:
         yield f"store.redis_url {eff.get('store.redis_url')!r} != deployed Sentinels {want!r}"
+    exp = container(sts, "redis-exporter")
+    if not exp or not any(p.get("containerPort") == 9121 and p.get("name") == "metrics" for p in exp.get("ports", [])):
+        yield "no redis-exporter container with port 9121 named metrics beside the Redis server"
+    elif {e["name"]: e.get("value") for e in exp.get("env", [])}.get("REDIS_ADDR") != "redis://localhost:6379":
+        yield "redis-exporter must watch its own pod's Redis (REDIS_ADDR redis://localhost:6379)"
     c = container(sts, "redis")
     env = {e["name"]: e.get("value") for e in (c or {}).get("env", [])}
     limit = quantity((c or {}).get("resources", {}).get("limits", {}).get("memory", 0))
@@ -601,6 +606,13 @@ def _redis(r: Render, overlay: str) -> Iterable[str]:
     folder, fname = m.group(1).rsplit("/", 1) if m else ("?", "?")
     vols = {v["name"]: v for v in pod_spec(sts).get("volumes", [])}
     for c in pod_spec(sts)["containers"]:
+        if c["name"] == "redis-exporter":
+            # The exporter takes the password from its environment (a secretKeyRef).
+            ref = next((e.get("valueFrom", {}).get("secretKeyRef", {}) for e in c.get("env", [])
+                        if e["name"] == "REDIS_PASSWORD"), {})
+            if not re.fullmatch(r"redis-auth(-[a-z0-9]{10})?", ref.get("name", "")) or ref.get("key") != "password":
+                yield "container redis-exporter: REDIS_PASSWORD not from Secret redis-auth key password"
+            continue
         mnt = next((x for x in c.get("volumeMounts", []) if x["mountPath"] == folder), None)
         sec = vols.get(mnt["name"], {}).get("secret") if mnt else None
         if not sec or not re.fullmatch(r"redis-auth(-[a-z0-9]{10})?", sec.get("secretName", "")) \
@@ -614,21 +626,23 @@ def _redis(r: Render, overlay: str) -> Iterable[str]:
                 yield f"{script} does not write {line!r}"
 
 
-@check("monitoring: ServiceMonitor scrapes the admin Service as job census-login; PrometheusRule = alerts.yml")
+@check("monitoring: ServiceMonitors scrape census-login (admin Service) and every redis_exporter as jobs census-login and redis; PrometheusRule = alerts.yml")
 def _monitoring(r: Render, overlay: str) -> Iterable[str]:
     sms = r.kind("ServiceMonitor")
-    if len(sms) != 1:
-        yield f"{len(sms)} ServiceMonitors, want 1"
+    want = {"census-login": ("census-login-admin", "census-login"), "redis": ("redis-metrics", "redis")}
+    if sorted(sm["metadata"]["name"] for sm in sms) != sorted(want):
+        yield f"ServiceMonitors {[sm['metadata']['name'] for sm in sms]}, want {sorted(want)}"
     for sm in sms:
+        want_svc, want_job = want.get(sm["metadata"]["name"], ("?", "?"))
         sel = sm["spec"]["selector"]
         svcs = [s for s in r.kind("Service") if selector_matches(sel, s["metadata"].get("labels", {}))]
-        if [s["metadata"]["name"] for s in svcs] != ["census-login-admin"]:
-            yield f"ServiceMonitor selects {[s['metadata']['name'] for s in svcs]}, want only census-login-admin"
+        if [s["metadata"]["name"] for s in svcs] != [want_svc]:
+            yield f"ServiceMonitor {sm['metadata']['name']} selects {[s['metadata']['name'] for s in svcs]}, want only {want_svc}"
             continue
         svc = svcs[0]
         job = svc["metadata"]["labels"].get(sm["spec"].get("jobLabel", ""), svc["metadata"]["name"])
-        if job != "census-login":
-            yield f"Prometheus job would be {job!r}, dashboards and alerts use 'census-login'"
+        if job != want_job:
+            yield f"Prometheus job would be {job!r}, dashboards and alerts use {want_job!r}"
         names = {p.get("name") for p in svc["spec"]["ports"]}
         for ep in sm["spec"]["endpoints"]:
             if ep.get("port") not in names:
