@@ -9,7 +9,7 @@ For every resource:
     (written for this project from the Prometheus Operator CRDs, strict about unknown
     fields), plus the cross-checks below.
 Then the project's deployment rules across resources (security context, probes, drain,
-sizing, HPA/PDB, Services, Ingress, NetworkPolicies, ConfigMap = config/production.toml,
+sizing, HPA/PDB, Services, Gateway API routing, NetworkPolicies, ConfigMap = config/production.toml,
 no Secret in prod, Redis/Sentinel wiring, monitoring wiring).
 
 Prints one line per check, "ok - ..." or "FAIL - ...: why"; exits 1 if any failed.
@@ -28,6 +28,7 @@ import copy
 import json
 import pathlib
 import re
+import subprocess
 import sys
 import tomllib
 from typing import Any, Callable, Iterable
@@ -443,38 +444,60 @@ def _services(r: Render, overlay: str) -> Iterable[str]:
             yield f"Service {s['metadata']['name']} must be ClusterIP"
 
 
-@check("Ingress: TLS, public Service only, host = server.public_origin")
-def _ingress(r: Render, overlay: str) -> Iterable[str]:
-    ings = r.kind("Ingress")
-    if len(ings) != 1:
-        yield f"{len(ings)} Ingresses, want 1"
-        return
-    ing = ings[0]
+GATEWAY = ("gateway", "census-gateway")  # namespace, name of the shared Gateway (k8s/gateway)
+
+
+@check("Gateway API: no Ingress; HTTPRoute to the public Service only, host = server.public_origin, HTTPS listener, HTTP redirects, TLS grant, body limit")
+def _gateway(r: Render, overlay: str) -> Iterable[str]:
+    if r.kind("Ingress"):
+        yield "an Ingress is rendered: routing is the Gateway API's (ingress-nginx is retired)"
+    routes = r.kind("HTTPRoute")
     eff, problems = effective_config(r)
     yield from problems
     origin = str(eff.get("server.public_origin", ""))
+    if not origin.startswith("https://"):
+        yield f"server.public_origin {origin!r} is not https"
     origin_host = re.sub(r"^https?://", "", origin).split("/")[0].split(":")[0]
-    tls_hosts = {h for t in ing["spec"].get("tls", []) for h in t.get("hosts", [])}
-    if not ing["spec"].get("tls") or not all(t.get("secretName") for t in ing["spec"]["tls"]):
-        yield "Ingress without TLS secret"
-    for rule in ing["spec"].get("rules", []):
-        host = rule.get("host")
-        if host != origin_host:
-            yield f"Ingress host {host} != public_origin host {origin_host}"
-        if host not in tls_hosts:
-            yield f"Ingress host {host} not covered by TLS"
-        for p in rule.get("http", {}).get("paths", []):
-            svc = p["backend"]["service"]
-            s = r.named("Service", svc["name"])
-            if not s:
-                yield f"backend Service {svc['name']} not rendered"
-                continue
-            if s["metadata"]["name"] != "census-login":
-                yield f"Ingress routes to {svc['name']}: only the public Service may be exposed"
-            port = svc["port"]
-            if not any(port.get("name") == sp.get("name") or port.get("number") == sp["port"]
-                       for sp in s["spec"]["ports"]):
-                yield f"backend port {port} not in Service {svc['name']}"
+    main = [rt for rt in routes if any(b for rule in rt["spec"].get("rules", []) for b in rule.get("backendRefs", []))]
+    redirects = [rt for rt in routes if rt not in main]
+    if len(main) != 1:
+        yield f"{len(main)} HTTPRoutes with backends, want 1"
+    for rt in routes:
+        name = rt["metadata"]["name"]
+        if rt["spec"].get("hostnames") != [origin_host]:
+            yield f"HTTPRoute {name} hostnames {rt['spec'].get('hostnames')} != [{origin_host}] (public_origin)"
+        for ref in rt["spec"].get("parentRefs", []):
+            if (ref.get("namespace"), ref.get("name")) != GATEWAY or ref.get("kind", "Gateway") != "Gateway":
+                yield f"HTTPRoute {name} attaches to {ref.get('namespace')}/{ref.get('name')}, want the shared Gateway {'/'.join(GATEWAY)}"
+        for rule in rt["spec"].get("rules", []):
+            for b in rule.get("backendRefs", []):
+                s = r.named("Service", b.get("name", ""))
+                if b.get("kind", "Service") != "Service" or b.get("name") != "census-login" or not s:
+                    yield f"HTTPRoute {name} routes to {b.get('kind', 'Service')} {b.get('name')}: only the public Service census-login may be exposed"
+                elif b.get("port") not in {p["port"] for p in s["spec"]["ports"] if p.get("name") == "http"}:
+                    yield f"HTTPRoute {name} routes to port {b.get('port')}, not the Service's http port (never the admin port)"
+    for rt in main:
+        if [ref.get("sectionName") for ref in rt["spec"].get("parentRefs", [])] not in (["https"], ["https-dev"]):
+            yield f"HTTPRoute {rt['metadata']['name']} must attach only to an HTTPS listener, got {rt['spec'].get('parentRefs')}"
+    for rt in redirects:
+        filters = [f for rule in rt["spec"].get("rules", []) for f in rule.get("filters", [])]
+        if not filters or any(f.get("type") != "RequestRedirect" or f.get("requestRedirect", {}).get("scheme") != "https"
+                              for f in filters):
+            yield f"HTTPRoute {rt['metadata']['name']} without backends must only redirect to https"
+    grants = r.kind("ReferenceGrant")
+    if not any(any(f.get("kind") == "Gateway" and f.get("namespace") == GATEWAY[0] for f in g["spec"].get("from", []))
+               and any(t.get("kind") == "Secret" and t.get("name") == "census-login-tls" for t in g["spec"].get("to", []))
+               for g in grants):
+        yield "no ReferenceGrant lets the Gateway read Secret census-login-tls (TLS)"
+    pols = [p for p in r.kind("ClientSettingsPolicy") if p["spec"].get("targetRef", {}).get("kind") == "HTTPRoute"
+            and p["spec"]["targetRef"].get("name") in {rt["metadata"]["name"] for rt in main}]
+    size = str((pols[0]["spec"].get("body") or {}).get("maxSize", "")) if pols else ""
+    m = re.fullmatch(r"(\d+)([kKmM]?)", size)
+    if not m or int(m.group(1)) * {"": 1, "k": 1024, "K": 1024, "m": 2**20, "M": 2**20}[m.group(2)] > 64 * 1024:
+        yield f"no ClientSettingsPolicy limiting the route's body to at most 64k (got {size!r})"
+    ns = r.kind("Namespace")
+    if ns and ns[0]["metadata"].get("labels", {}).get("census-login/gateway-access") != "true":
+        yield "the namespace lacks census-login/gateway-access=true: the shared Gateway would not accept its routes"
 
 
 @check("NetworkPolicies: census-login and Redis locked down in both directions")
@@ -677,11 +700,39 @@ def crd_validators() -> dict[str, jsonschema.protocols.Validator]:
     return out
 
 
+CRD_DIR = pathlib.Path(__file__).resolve().parent / "crd"
+
+
+def gateway_api_results(docs: list[dict], label: str) -> list[tuple[bool, str, str]]:
+    """Gateway API objects against the CRD schemas compiled by @kubernetes-models/gateway-api
+    (tests/deploy/crd: `npm ci` there; node >= 20)."""
+    gw = [d for d in docs if str(d.get("apiVersion", "")).startswith("gateway.networking.k8s.io/")]
+    if not gw:
+        return []
+    if not (CRD_DIR / "node_modules" / "@kubernetes-models" / "gateway-api").is_dir():
+        return [(False, f"{label}: Gateway API schemas", f"not installed: (cd {CRD_DIR} && npm ci)")]
+    try:
+        out = subprocess.run(["node", str(CRD_DIR / "validate.mjs")], input=json.dumps(gw), capture_output=True,
+                             text=True, timeout=120, check=True).stdout
+        res = json.loads(out)
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        return [(False, f"{label}: Gateway API schemas", f"{type(e).__name__}: {e}")]
+    return [(x["ok"], f"{label}: Gateway API schema {x['kind']}/{x['name']}", "; ".join(x["errors"][:5])) for x in res]
+
+
 def schema_results(docs: list[dict], version: str, label: str) -> list[tuple[bool, str, str]]:
-    results = []
+    results = gateway_api_results(docs, label)
     crds = crd_validators()
     for d in docs:
         what = f"{d.get('kind')}/{d.get('metadata', {}).get('name')}"
+        if str(d.get("apiVersion", "")).startswith("gateway.networking.k8s.io/"):
+            continue  # gateway_api_results
+        if str(d.get("apiVersion", "")).startswith("gateway.nginx.org/"):
+            # NGINX Gateway Fabric's policy: no schema package; its fields are checked by the
+            # Gateway API policy check (body.maxSize on the route).
+            ok = d.get("kind") == "ClientSettingsPolicy" and set(d.get("spec", {})) <= {"targetRef", "body", "keepAlive"}
+            results.append((ok, f"{label}: {what} (fields targetRef/body/keepAlive only; no published schema)", f"spec keys {sorted(d.get('spec', {}))}"))
+            continue
         if str(d.get("apiVersion", "")).startswith("monitoring.coreos.com/"):
             v = crds.get(d.get("kind"))
             if v is None:
@@ -746,8 +797,12 @@ def mutations() -> dict[str, Callable[[list[dict]], None]]:
         "memory below 19 MiB x slots + baseline": lambda d: app(d)["resources"]["limits"].__setitem__("memory", "80Mi"),
         "a drifted ConfigMap": lambda d: cm_toml(d, lambda s: s.replace("cookie_secure = true", "cookie_secure = false")),
         "an unknown config key": lambda d: cm_toml(d, lambda s: s + "\n[extra]\nbogus = 1\n"),
-        "an Ingress host other than public_origin": lambda d: find(d, "Ingress")["spec"]["rules"][0].__setitem__("host", "other.example.org"),
-        "the admin Service behind the Ingress": lambda d: find(d, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].__setitem__("name", "census-login-admin"),
+        "an HTTPRoute host other than public_origin": lambda d: find(d, "HTTPRoute", "census-login")["spec"].__setitem__("hostnames", ["other.example.org"]),
+        "the admin Service behind the HTTPRoute": lambda d: find(d, "HTTPRoute", "census-login")["spec"]["rules"][0]["backendRefs"][0].__setitem__("name", "census-login-admin"),
+        "the admin port behind the HTTPRoute": lambda d: find(d, "HTTPRoute", "census-login")["spec"]["rules"][0]["backendRefs"][0].__setitem__("port", 9090),
+        "an HTTPRoute port as a string (Gateway API schema)": lambda d: find(d, "HTTPRoute", "census-login")["spec"]["rules"][0]["backendRefs"][0].__setitem__("port", "http"),
+        "no body size limit": lambda d: d.remove(find(d, "ClientSettingsPolicy")),
+        "an Ingress again": lambda d: d.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x", "namespace": "census"}, "spec": {"defaultBackend": {"service": {"name": "census-login", "port": {"number": 8080}}}}}),
         "an allow-all egress rule": lambda d: find(d, "NetworkPolicy", "census-login")["spec"]["egress"].append({}),
         "a Service selector typo": lambda d: find(d, "Service", "census-login-admin")["spec"].__setitem__("selector", {"app.kubernetes.io/name": "census-logn"}),
         "a Secret in prod": lambda d: d.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x", "namespace": "census"}, "data": {"k": "eA=="}}),
@@ -793,11 +848,16 @@ def main() -> int:
     ap.add_argument("--template", type=pathlib.Path, help="validate a standalone manifest (the Secret template)")
     ap.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION)
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--schemas-only", type=pathlib.Path, help="only the schemas of a rendered file (k8s/gateway)")
     a = ap.parse_args()
 
     if a.self_test:
         return 1 if self_test(a.rendered, a.k8s_version) else 0
-    if a.template:
+    if a.schemas_only:
+        docs = load(a.schemas_only)
+        results = schema_results(docs, a.k8s_version, a.schemas_only.stem)
+        results.append((any(d.get("kind") == "Gateway" for d in docs), f"{a.schemas_only.stem}: holds a Gateway", ""))
+    elif a.template:
         docs = load(a.template)
         results = schema_results(docs, a.k8s_version, "template")
         want = {"census-login-secrets": {"pepper", "admin-token", "admin-tokens"}, "redis-auth": {"password"}}
