@@ -26,6 +26,7 @@ import argparse
 import base64
 import copy
 import json
+import math
 import pathlib
 import re
 import subprocess
@@ -403,6 +404,68 @@ def _hpa(r: Render, overlay: str) -> Iterable[str]:
         yield f"prod minReplicas {lo} < 3"
     if "replicas" in d["spec"]:
         yield "Deployment sets spec.replicas while an HPA owns it (apply would reset the scale)"
+    if overlay == "prod":
+        need = census_day_pods(r)
+        if need and hi < need:
+            yield f"prod maxReplicas {hi} < {need} pods the census-day peak needs (docs/capacity.md)"
+
+
+# Census-day sizing (docs/capacity.md): the peak, and Argon2id hashes/s of one core.
+PEAK_LOGINS_PER_S = 2000
+HASHES_PER_CORE_S = 27
+
+
+def census_day_pods(r: Render) -> int | None:
+    """Pods the HPA settles at for the peak: per pod = CPU request x hashes/core x target."""
+    h = (r.kind("HorizontalPodAutoscaler") or [None])[0]
+    c = container(r.named("Deployment", "census-login") or {"spec": {"template": {"spec": {"containers": []}}}}, "census-login")
+    if not h or not c:
+        return None
+    cpu = c.get("resources", {}).get("requests", {}).get("cpu", "1")
+    cores = float(cpu[:-1]) / 1000 if str(cpu).endswith("m") else float(cpu)
+    target = next((m["resource"]["target"].get("averageUtilization", 100) for m in h["spec"].get("metrics", [])
+                   if m.get("resource", {}).get("name") == "cpu"), 100) / 100
+    return math.ceil(PEAK_LOGINS_PER_S / (cores * HASHES_PER_CORE_S * target))
+
+
+@check("pre-scale (prod): CronJobs raise the HPA's minimum to the census-day size before the peaks, within maxReplicas, with RBAC for that HPA only")
+def _prescale(r: Render, overlay: str) -> Iterable[str]:
+    jobs = r.kind("CronJob")
+    if overlay != "prod":
+        if jobs:
+            yield f"{len(jobs)} CronJobs outside prod"
+        return
+    h = (r.kind("HorizontalPodAutoscaler") or [None])[0]
+    if not h or not jobs:
+        yield "no HPA or no pre-scale CronJob"
+        return
+    mins = {}
+    for j in jobs:
+        if not j["spec"].get("timeZone"):
+            yield f"CronJob {j['metadata']['name']}: no timeZone (the schedule would be the controller's UTC)"
+        ps = j["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        args = " ".join(ps["containers"][0].get("args", []))
+        m = re.search(r'horizontalpodautoscaler/(\S+) .*"minReplicas":(\d+)', args)
+        if not m or m.group(1) != h["metadata"]["name"]:
+            yield f"CronJob {j['metadata']['name']}: does not patch the HPA's minReplicas ({args})"
+            continue
+        mins[j["metadata"]["name"]] = int(m.group(2))
+        sc = ps["containers"][0].get("securityContext", {})
+        if not (ps.get("securityContext", {}).get("runAsNonRoot") and sc.get("readOnlyRootFilesystem")
+                and sc.get("allowPrivilegeEscalation") is False and "ALL" in sc.get("capabilities", {}).get("drop", [])):
+            yield f"CronJob {j['metadata']['name']}: pod not hardened (non-root, read-only, no escalation, drop ALL)"
+        sa = ps.get("serviceAccountName")
+        binds = [b for b in r.kind("RoleBinding") if any(s.get("name") == sa for s in b.get("subjects", []))]
+        roles = [r.named("Role", b["roleRef"]["name"]) for b in binds]
+        rules = [x for role in roles if role for x in role.get("rules", [])]
+        if not rules or any(x.get("resources") != ["horizontalpodautoscalers"] or x.get("resourceNames") != [h["metadata"]["name"]]
+                            or set(x.get("verbs", [])) - {"get", "patch"} for x in rules):
+            yield f"CronJob {j['metadata']['name']}: ServiceAccount {sa} must only get/patch HPA {h['metadata']['name']}"
+    need = census_day_pods(r)
+    if mins and (max(mins.values()) > h["spec"]["maxReplicas"] or (need and max(mins.values()) < need)):
+        yield f"pre-scale minimums {mins} must reach the census-day {need} pods and stay within maxReplicas {h['spec']['maxReplicas']}"
+    if mins and min(mins.values()) != h["spec"].get("minReplicas", 1):
+        yield f"no CronJob brings the minimum back to the HPA's floor {h['spec'].get('minReplicas')} ({mins})"
 
 
 @check("PodDisruptionBudgets cover census-login and Redis")
@@ -792,6 +855,9 @@ def mutations() -> dict[str, Callable[[list[dict]], None]]:
         "a missing capability drop": lambda d: app(d)["securityContext"]["capabilities"].__setitem__("drop", []),
         "readiness on /healthz": lambda d: app(d)["readinessProbe"]["httpGet"].__setitem__("path", "/healthz"),
         "a grace period shorter than the drain": lambda d: pod_spec(find(d, "Deployment")).__setitem__("terminationGracePeriodSeconds", 20),
+        "prod maxReplicas below the census-day sizing": lambda d: find(d, "HorizontalPodAutoscaler")["spec"].__setitem__("maxReplicas", 24),
+        "a pre-scale above maxReplicas": lambda d: find(d, "CronJob", "census-login-prescale-opening")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"].__setitem__(3, '--patch={"spec":{"minReplicas":120}}'),
+        "a pre-scale role that may patch anything": lambda d: find(d, "Role", "census-login-prescale")["rules"][0].pop("resourceNames"),
         "prod minReplicas 2": lambda d: find(d, "HorizontalPodAutoscaler")["spec"].__setitem__("minReplicas", 2),
         "a replicas field next to the HPA": lambda d: find(d, "Deployment")["spec"].__setitem__("replicas", 3),
         "memory below 19 MiB x slots + baseline": lambda d: app(d)["resources"]["limits"].__setitem__("memory", "80Mi"),
