@@ -159,6 +159,9 @@ pub struct SecretSettings {
     pub pepper_file: Option<PathBuf>,
     pub admin_token: Option<SecretString>,
     pub admin_token_file: Option<PathBuf>,
+    /// Per-operator tokens: lines `name:sha256-hex-of-token`; the name is the
+    /// audit actor. Re-read when it changes ([`crate::admin_tokens`]).
+    pub admin_tokens_file: Option<PathBuf>,
     /// `AUTH` password of the Redis data nodes (single, Cluster, Sentinel's
     /// master and replicas); a password in `store.redis_url` wins.
     pub redis_password: Option<SecretString>,
@@ -350,6 +353,11 @@ impl Settings {
         }
         if self.lockout.max_failures == 0 {
             return bad("lockout.max_failures", "must be at least 1");
+        }
+        if let Some(path) = &self.secrets.admin_tokens_file
+            && let Err(why) = crate::admin_tokens::load(path)
+        {
+            return bad("secrets.admin_tokens_file", &why);
         }
         if let Err(why) = self.oidc.check() {
             return bad("oidc.clients", &why);
@@ -574,6 +582,30 @@ mod tests {
             jail.set_env("CENSUS__SECRETS__ADMIN_TOKEN", "tok-en-value");
             let s = load_in(jail).unwrap();
             assert!(!format!("{s:?}").contains("tok-en-value"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_malformed_admin_tokens_file_is_refused_with_the_key_name() {
+        Jail::expect_with(|jail| {
+            jail.create_file("tokens", "alice:not-a-digest\n")?;
+            let path = jail.directory().join("tokens").display().to_string();
+            jail.set_env("CENSUS__SECRETS__ADMIN_TOKENS_FILE", &path);
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(
+                err.contains("secrets.admin_tokens_file") && err.contains("line 1"),
+                "{err}"
+            );
+            jail.create_file("tokens", &format!("alice:{}\n", "ab".repeat(32)))?;
+            let s = load_in(jail).unwrap();
+            assert_eq!(
+                s.secrets.admin_tokens_file.unwrap().display().to_string(),
+                path
+            );
+            jail.set_env("CENSUS__SECRETS__ADMIN_TOKENS_FILE", "/nonexistent/tokens");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("secrets.admin_tokens_file"), "{err}");
             Ok(())
         });
     }

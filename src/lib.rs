@@ -2,6 +2,7 @@
 //! See README.md for the map of modules; rules live in [`domain`], flows in
 //! [`auth`], storage in [`store`], HTTP in [`http`].
 
+pub mod admin_tokens;
 pub mod auth;
 pub mod clock;
 pub mod config;

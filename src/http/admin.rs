@@ -7,15 +7,13 @@ use super::{AppState, Ctx};
 use crate::auth::AuthError;
 use crate::auth::admin::RequestState;
 use crate::domain::Violation;
-use crate::keys::ct_eq_secret;
 use crate::problem_code::ProblemCode;
 use crate::store::StoredNoPeselRequest;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpResponse, web};
-use secrecy::ExposeSecret;
+use actix_web::{Error, HttpMessage, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -90,17 +88,25 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(m.render())
 }
 
+/// The operator an admin request acts as: the name of their token's line in
+/// `secrets.admin_tokens_file`, or `admin-token` for the shared token. Every
+/// audit line of the request carries it as `actor`.
+#[derive(Clone, Debug)]
+pub struct Actor(pub String);
+
 /// Bearer auth for `/admin/v1`: 503 when no token is configured, 401 when the
-/// token is missing or wrong (compared in constant time).
+/// token is missing or wrong (SHA-256 compared in constant time); otherwise
+/// the request carries its [`Actor`].
 pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let lang = Lang::from_request(req.request());
-    let expected = req
+    let Some(tokens) = req
         .app_data::<web::Data<AppState>>()
-        .and_then(|s| s.settings.secrets.admin_token.clone());
-    let Some(expected) = expected else {
+        .map(|s| s.admin_tokens.clone())
+        .filter(|t| t.configured())
+    else {
         let problem = Problem::new(ProblemCode::AdminDisabled, lang);
         return Ok(refuse(req, problem));
     };
@@ -110,10 +116,11 @@ pub async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if given.is_empty() || !ct_eq_secret(given.as_bytes(), expected.expose_secret().as_bytes()) {
+    let Some(actor) = tokens.actor(given) else {
         let problem = Problem::new(ProblemCode::NotAuthenticated, lang);
         return Ok(refuse(req, problem));
-    }
+    };
+    req.extensions_mut().insert(Actor(actor));
     Ok(next.call(req).await?.map_into_left_body())
 }
 
@@ -129,11 +136,12 @@ pub async fn require_token(
 pub async fn account(
     state: web::Data<AppState>,
     ctx: Ctx,
+    actor: web::ReqData<Actor>,
     pesel: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let view = state
         .auth
-        .account_view(&pesel)
+        .account_view(&pesel, &actor.0)
         .await
         .map_err(|e| ctx.problem(e))?;
     Ok(HttpResponse::Ok().json(view))
@@ -158,9 +166,10 @@ fn no_content<T>(ctx: &Ctx, result: Result<T, AuthError>) -> Result<HttpResponse
 pub async fn unlock(
     state: web::Data<AppState>,
     ctx: Ctx,
+    actor: web::ReqData<Actor>,
     pesel: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    no_content(&ctx, state.auth.unlock(&pesel, "admin-api").await)
+    no_content(&ctx, state.auth.unlock(&pesel, &actor.0).await)
 }
 
 #[utoipa::path(
@@ -175,9 +184,10 @@ pub async fn unlock(
 pub async fn reset(
     state: web::Data<AppState>,
     ctx: Ctx,
+    actor: web::ReqData<Actor>,
     pesel: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    no_content(&ctx, state.auth.reset(&pesel, "admin-api").await)
+    no_content(&ctx, state.auth.reset(&pesel, &actor.0).await)
 }
 
 /// Unknown query parameters are refused (400 `malformed_request`).
@@ -215,6 +225,7 @@ pub struct NoPeselList {
 pub async fn no_pesel_requests(
     state: web::Data<AppState>,
     ctx: Ctx,
+    actor: web::ReqData<Actor>,
     query: web::Query<NoPeselListQuery>,
 ) -> Result<HttpResponse, Problem> {
     let q = query.into_inner();
@@ -230,7 +241,7 @@ pub async fn no_pesel_requests(
     };
     let page = state
         .auth
-        .no_pesel_requests(q.limit, q.cursor.as_deref(), list_state)
+        .no_pesel_requests(q.limit, q.cursor.as_deref(), list_state, &actor.0)
         .await
         .map_err(|e| ctx.problem(e))?;
     Ok(HttpResponse::Ok().json(NoPeselList {
@@ -251,11 +262,9 @@ pub async fn no_pesel_requests(
 pub async fn no_pesel_handled(
     state: web::Data<AppState>,
     ctx: Ctx,
+    actor: web::ReqData<Actor>,
     reference: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let handled = state
-        .auth
-        .mark_no_pesel_handled(&reference, "admin-api")
-        .await;
+    let handled = state.auth.mark_no_pesel_handled(&reference, &actor.0).await;
     no_content(&ctx, handled)
 }

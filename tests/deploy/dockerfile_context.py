@@ -233,7 +233,7 @@ def run_checks(root: pathlib.Path) -> Checks:
     runs = [(i.stage, i.args) for i in instrs if i.cmd == "RUN"]
     prepare = [s for s, a in runs if "cargo chef prepare" in a]
     cook = [(k, s) for k, (s, a) in enumerate(runs) if "cargo chef cook" in a]
-    build = [(k, s) for k, (s, a) in enumerate(runs) if re.search(r"cargo build\b", a)]
+    build = [(k, s) for k, (s, a) in enumerate(runs) if re.search(r"cargo (auditable )?build\b", a)]
     ok = bool(prepare and cook and build)
     why = "need cargo chef prepare, cargo chef cook and cargo build"
     if ok:
@@ -246,6 +246,48 @@ def run_checks(root: pathlib.Path) -> Checks:
         if ok and build[0][1] != cook_stage:
             ok, why = False, "cargo build must run in the stage that cooked the dependencies"
     c.check(ok, "dependencies cooked (cargo-chef) before the sources are copied", why)
+
+    # --- provenance: version and commit passed in, dependency list embedded, SBOM
+    build_runs = [(s, a) for s, a in runs if re.search(r"cargo (auditable )?build\b", a)]
+    c.check(build_runs and all("cargo auditable build" in a for _, a in build_runs),
+            "the binary is built with cargo auditable (dependency list embedded)",
+            f"{[a[:60] for _, a in build_runs]}")
+    installs = " ".join(a for _, a in runs if "cargo install" in a)
+    pinned = all(re.search(rf"cargo install {tool} --locked --version \S+", installs)
+                 for tool in ("cargo-chef", "cargo-auditable", "cargo-cyclonedx"))
+    c.check(pinned, "cargo-chef, cargo-auditable and cargo-cyclonedx installed --locked at pinned versions",
+            installs[:160])
+    build_stage = build_runs[0][0] if build_runs else -1
+    stage_instrs = [i for i in instrs if i.stage == build_stage]
+    build_line = next((i.line for i in stage_instrs if i.cmd == "RUN" and "cargo auditable build" in i.args), 0)
+    cook_line = next((i.line for i in stage_instrs if i.cmd == "RUN" and "cargo chef cook" in i.args), 0)
+    benv = {}
+    bargs = set()
+    for i in stage_instrs:
+        if i.line < build_line and i.cmd == "ENV":
+            benv.update(parse_kv(i.args))
+        if i.line < build_line and i.cmd == "ARG":
+            bargs.add(i.args.partition("=")[0].strip())
+    env_lines = [i.line for i in stage_instrs if i.cmd == "ENV" and "CENSUS_GIT_COMMIT" in i.args]
+    c.check({"VERSION", "GIT_COMMIT"} <= bargs and benv.get("CENSUS_GIT_COMMIT") == "${GIT_COMMIT}"
+            and benv.get("CENSUS_VERSION") == "${VERSION}",
+            "the build stage passes the VERSION and GIT_COMMIT build args to build.rs (CENSUS_VERSION, CENSUS_GIT_COMMIT)",
+            f"ARGs {sorted(bargs)}, ENV {benv}")
+    c.check(env_lines and all(n > cook_line for n in env_lines),
+            "the commit is set after the dependencies are cooked (a new commit keeps the cached layer)",
+            f"ENV at lines {env_lines}, cook at {cook_line}")
+    build_rs = (root / "build.rs").read_text() if (root / "build.rs").exists() else ""
+    c.check(all(f"rustc-env={v}" in build_rs for v in ("CENSUS_VERSION", "CENSUS_GIT_COMMIT")),
+            "build.rs turns CENSUS_VERSION / CENSUS_GIT_COMMIT into the binary's build info", "")
+    sbom_run = next((a for _, a in runs if "cargo cyclonedx" in a), "")
+    c.check(bool(sbom_run) and "--format json" in sbom_run,
+            "a CycloneDX SBOM is produced in the build (cargo cyclonedx --format json)", sbom_run[:80])
+    sbom_copied = any(i.cmd == "COPY" and "--from=builder" in i.args and "sbom" in i.args
+                      for i in instrs if i.stage == len(stages) - 1)
+    c.check(sbom_copied and any(s.lower() == "sbom" for s in stages),
+            "the SBOM is in the runtime image and in an `sbom` stage of its own", f"stages {stages}")
+    rv = cargo["package"].get("rust-version", "")
+    c.check(bool(rv), "Cargo.toml pins rust-version", "")
 
     # --- the binary built is the one Cargo.toml declares
     bins = {b.get("name") for b in cargo.get("bin", [])} | {cargo["package"]["name"]}
@@ -263,6 +305,10 @@ def run_checks(root: pathlib.Path) -> Checks:
             k, _, v = i.args.partition("=")
             args.setdefault(k.strip(), v.strip().strip('"'))
     rust = args.get("RUST_VERSION", "")
+    rv = cargo["package"].get("rust-version")
+    c.check(not rv or rust.startswith(rv),
+            "the Dockerfile's RUST_VERSION is the toolchain Cargo.toml's rust-version names",
+            f"RUST_VERSION={rust!r}, rust-version={rv!r}")
     need = (1, 85) if cargo["package"].get("edition") == "2024" else (1, 70)
     if "rust-version" in cargo["package"]:
         need = max(need, version_tuple(cargo["package"]["rust-version"]))
@@ -331,6 +377,10 @@ def self_test(root: pathlib.Path) -> int:
             "COPY --from=planner /app/recipe.json recipe.json",
             "COPY . .\nCOPY --from=planner /app/recipe.json recipe.json")),
         "root user": ("Dockerfile", lambda s: s.replace("USER 65532:65532", "USER root")),
+        "a plain cargo build (no embedded dependency list)": ("Dockerfile", lambda s: s.replace("cargo auditable build", "cargo build")),
+        "the commit not passed to the build": ("Dockerfile", lambda s: s.replace('CENSUS_GIT_COMMIT="${GIT_COMMIT}"', 'CENSUS_COMMIT="${GIT_COMMIT}"')),
+        "no SBOM": ("Dockerfile", lambda s: s.replace("cargo cyclonedx --format json", "true --format json")),
+        "an unpinned cargo-auditable": ("Dockerfile", lambda s: re.sub(r"cargo install cargo-auditable --locked --version \S+", "cargo install cargo-auditable", s)),
         "admin port not exposed": ("Dockerfile", lambda s: s.replace("EXPOSE 8080 9090", "EXPOSE 8080")),
         "wrong binary": ("Dockerfile", lambda s: s.replace("--bin census-login", "--bin census")),
         "missing COPY source": ("Dockerfile", lambda s: s.replace(
@@ -347,7 +397,7 @@ def self_test(root: pathlib.Path) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (rel, fn) in mutations.items():
             work = pathlib.Path(tmp) / re.sub(r"\W+", "_", name)
-            for p in ("Dockerfile", ".dockerignore", "Cargo.toml", "Cargo.lock", "config", "src"):
+            for p in ("Dockerfile", ".dockerignore", "Cargo.toml", "Cargo.lock", "build.rs", "config", "src"):
                 s = root / p
                 if s.is_dir():
                     shutil.copytree(s, work / p)

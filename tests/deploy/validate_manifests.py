@@ -9,7 +9,7 @@ For every resource:
     (written for this project from the Prometheus Operator CRDs, strict about unknown
     fields), plus the cross-checks below.
 Then the project's deployment rules across resources (security context, probes, drain,
-sizing, HPA/PDB, Services, Ingress, NetworkPolicies, ConfigMap = config/production.toml,
+sizing, HPA/PDB, Services, Gateway API routing, NetworkPolicies, ConfigMap = config/production.toml,
 no Secret in prod, Redis/Sentinel wiring, monitoring wiring).
 
 Prints one line per check, "ok - ..." or "FAIL - ...: why"; exits 1 if any failed.
@@ -26,8 +26,10 @@ import argparse
 import base64
 import copy
 import json
+import math
 import pathlib
 import re
+import subprocess
 import sys
 import tomllib
 from typing import Any, Callable, Iterable
@@ -54,15 +56,17 @@ API_KEYS = {
     "password.max_concurrent_hashes", "password.max_queued_hashes", "lockout.max_failures",
     "lockout.base_block", "lockout.multiplier", "lockout.max_block", "lockout.forget_after",
     "session.idle_timeout", "session.cookie_secure", "rate_limit.per_ip_per_minute",
-    "rate_limit.burst", "secrets.pepper", "secrets.admin_token",
+    "rate_limit.burst", "secrets.pepper", "secrets.admin_token", "secrets.admin_tokens_file",
     # extensions (helper contract)
     "web.login_gov_url", "web.form_url", "census.helpline", "lockout.reservation_ttl",
     "log.format", "log.level", "secrets.redis_password", "secrets.redis_sentinel_password",
 }
-SECRET_FILE_ENV = {"secrets.pepper_file", "secrets.admin_token_file", "secrets.redis_password_file",
+SECRET_FILE_ENV = {"secrets.pepper_file", "secrets.admin_token_file", "secrets.admin_tokens_file",
+                   "secrets.redis_password_file",
                    "secrets.redis_sentinel_password_file"}
 # Which Secret each secret file of census-login must come from.
 SECRET_SOURCES = {"PEPPER": "census-login-secrets", "ADMIN_TOKEN": "census-login-secrets",
+                  "ADMIN_TOKENS": "census-login-secrets",
                   "REDIS_PASSWORD": "redis-auth", "REDIS_SENTINEL_PASSWORD": "redis-auth"}
 MIB = 1024 * 1024
 BASELINE_BYTES = 64 * MIB  # see the sizing comment in deployment.yaml
@@ -400,6 +404,68 @@ def _hpa(r: Render, overlay: str) -> Iterable[str]:
         yield f"prod minReplicas {lo} < 3"
     if "replicas" in d["spec"]:
         yield "Deployment sets spec.replicas while an HPA owns it (apply would reset the scale)"
+    if overlay == "prod":
+        need = census_day_pods(r)
+        if need and hi < need:
+            yield f"prod maxReplicas {hi} < {need} pods the census-day peak needs (docs/capacity.md)"
+
+
+# Census-day sizing (docs/capacity.md): the peak, and Argon2id hashes/s of one core.
+PEAK_LOGINS_PER_S = 2000
+HASHES_PER_CORE_S = 27
+
+
+def census_day_pods(r: Render) -> int | None:
+    """Pods the HPA settles at for the peak: per pod = CPU request x hashes/core x target."""
+    h = (r.kind("HorizontalPodAutoscaler") or [None])[0]
+    c = container(r.named("Deployment", "census-login") or {"spec": {"template": {"spec": {"containers": []}}}}, "census-login")
+    if not h or not c:
+        return None
+    cpu = c.get("resources", {}).get("requests", {}).get("cpu", "1")
+    cores = float(cpu[:-1]) / 1000 if str(cpu).endswith("m") else float(cpu)
+    target = next((m["resource"]["target"].get("averageUtilization", 100) for m in h["spec"].get("metrics", [])
+                   if m.get("resource", {}).get("name") == "cpu"), 100) / 100
+    return math.ceil(PEAK_LOGINS_PER_S / (cores * HASHES_PER_CORE_S * target))
+
+
+@check("pre-scale (prod): CronJobs raise the HPA's minimum to the census-day size before the peaks, within maxReplicas, with RBAC for that HPA only")
+def _prescale(r: Render, overlay: str) -> Iterable[str]:
+    jobs = r.kind("CronJob")
+    if overlay != "prod":
+        if jobs:
+            yield f"{len(jobs)} CronJobs outside prod"
+        return
+    h = (r.kind("HorizontalPodAutoscaler") or [None])[0]
+    if not h or not jobs:
+        yield "no HPA or no pre-scale CronJob"
+        return
+    mins = {}
+    for j in jobs:
+        if not j["spec"].get("timeZone"):
+            yield f"CronJob {j['metadata']['name']}: no timeZone (the schedule would be the controller's UTC)"
+        ps = j["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        args = " ".join(ps["containers"][0].get("args", []))
+        m = re.search(r'horizontalpodautoscaler/(\S+) .*"minReplicas":(\d+)', args)
+        if not m or m.group(1) != h["metadata"]["name"]:
+            yield f"CronJob {j['metadata']['name']}: does not patch the HPA's minReplicas ({args})"
+            continue
+        mins[j["metadata"]["name"]] = int(m.group(2))
+        sc = ps["containers"][0].get("securityContext", {})
+        if not (ps.get("securityContext", {}).get("runAsNonRoot") and sc.get("readOnlyRootFilesystem")
+                and sc.get("allowPrivilegeEscalation") is False and "ALL" in sc.get("capabilities", {}).get("drop", [])):
+            yield f"CronJob {j['metadata']['name']}: pod not hardened (non-root, read-only, no escalation, drop ALL)"
+        sa = ps.get("serviceAccountName")
+        binds = [b for b in r.kind("RoleBinding") if any(s.get("name") == sa for s in b.get("subjects", []))]
+        roles = [r.named("Role", b["roleRef"]["name"]) for b in binds]
+        rules = [x for role in roles if role for x in role.get("rules", [])]
+        if not rules or any(x.get("resources") != ["horizontalpodautoscalers"] or x.get("resourceNames") != [h["metadata"]["name"]]
+                            or set(x.get("verbs", [])) - {"get", "patch"} for x in rules):
+            yield f"CronJob {j['metadata']['name']}: ServiceAccount {sa} must only get/patch HPA {h['metadata']['name']}"
+    need = census_day_pods(r)
+    if mins and (max(mins.values()) > h["spec"]["maxReplicas"] or (need and max(mins.values()) < need)):
+        yield f"pre-scale minimums {mins} must reach the census-day {need} pods and stay within maxReplicas {h['spec']['maxReplicas']}"
+    if mins and min(mins.values()) != h["spec"].get("minReplicas", 1):
+        yield f"no CronJob brings the minimum back to the HPA's floor {h['spec'].get('minReplicas')} ({mins})"
 
 
 @check("PodDisruptionBudgets cover census-login and Redis")
@@ -441,38 +507,60 @@ def _services(r: Render, overlay: str) -> Iterable[str]:
             yield f"Service {s['metadata']['name']} must be ClusterIP"
 
 
-@check("Ingress: TLS, public Service only, host = server.public_origin")
-def _ingress(r: Render, overlay: str) -> Iterable[str]:
-    ings = r.kind("Ingress")
-    if len(ings) != 1:
-        yield f"{len(ings)} Ingresses, want 1"
-        return
-    ing = ings[0]
+GATEWAY = ("gateway", "census-gateway")  # namespace, name of the shared Gateway (k8s/gateway)
+
+
+@check("Gateway API: no Ingress; HTTPRoute to the public Service only, host = server.public_origin, HTTPS listener, HTTP redirects, TLS grant, body limit")
+def _gateway(r: Render, overlay: str) -> Iterable[str]:
+    if r.kind("Ingress"):
+        yield "an Ingress is rendered: routing is the Gateway API's (ingress-nginx is retired)"
+    routes = r.kind("HTTPRoute")
     eff, problems = effective_config(r)
     yield from problems
     origin = str(eff.get("server.public_origin", ""))
+    if not origin.startswith("https://"):
+        yield f"server.public_origin {origin!r} is not https"
     origin_host = re.sub(r"^https?://", "", origin).split("/")[0].split(":")[0]
-    tls_hosts = {h for t in ing["spec"].get("tls", []) for h in t.get("hosts", [])}
-    if not ing["spec"].get("tls") or not all(t.get("secretName") for t in ing["spec"]["tls"]):
-        yield "Ingress without TLS secret"
-    for rule in ing["spec"].get("rules", []):
-        host = rule.get("host")
-        if host != origin_host:
-            yield f"Ingress host {host} != public_origin host {origin_host}"
-        if host not in tls_hosts:
-            yield f"Ingress host {host} not covered by TLS"
-        for p in rule.get("http", {}).get("paths", []):
-            svc = p["backend"]["service"]
-            s = r.named("Service", svc["name"])
-            if not s:
-                yield f"backend Service {svc['name']} not rendered"
-                continue
-            if s["metadata"]["name"] != "census-login":
-                yield f"Ingress routes to {svc['name']}: only the public Service may be exposed"
-            port = svc["port"]
-            if not any(port.get("name") == sp.get("name") or port.get("number") == sp["port"]
-                       for sp in s["spec"]["ports"]):
-                yield f"backend port {port} not in Service {svc['name']}"
+    main = [rt for rt in routes if any(b for rule in rt["spec"].get("rules", []) for b in rule.get("backendRefs", []))]
+    redirects = [rt for rt in routes if rt not in main]
+    if len(main) != 1:
+        yield f"{len(main)} HTTPRoutes with backends, want 1"
+    for rt in routes:
+        name = rt["metadata"]["name"]
+        if rt["spec"].get("hostnames") != [origin_host]:
+            yield f"HTTPRoute {name} hostnames {rt['spec'].get('hostnames')} != [{origin_host}] (public_origin)"
+        for ref in rt["spec"].get("parentRefs", []):
+            if (ref.get("namespace"), ref.get("name")) != GATEWAY or ref.get("kind", "Gateway") != "Gateway":
+                yield f"HTTPRoute {name} attaches to {ref.get('namespace')}/{ref.get('name')}, want the shared Gateway {'/'.join(GATEWAY)}"
+        for rule in rt["spec"].get("rules", []):
+            for b in rule.get("backendRefs", []):
+                s = r.named("Service", b.get("name", ""))
+                if b.get("kind", "Service") != "Service" or b.get("name") != "census-login" or not s:
+                    yield f"HTTPRoute {name} routes to {b.get('kind', 'Service')} {b.get('name')}: only the public Service census-login may be exposed"
+                elif b.get("port") not in {p["port"] for p in s["spec"]["ports"] if p.get("name") == "http"}:
+                    yield f"HTTPRoute {name} routes to port {b.get('port')}, not the Service's http port (never the admin port)"
+    for rt in main:
+        if [ref.get("sectionName") for ref in rt["spec"].get("parentRefs", [])] not in (["https"], ["https-dev"]):
+            yield f"HTTPRoute {rt['metadata']['name']} must attach only to an HTTPS listener, got {rt['spec'].get('parentRefs')}"
+    for rt in redirects:
+        filters = [f for rule in rt["spec"].get("rules", []) for f in rule.get("filters", [])]
+        if not filters or any(f.get("type") != "RequestRedirect" or f.get("requestRedirect", {}).get("scheme") != "https"
+                              for f in filters):
+            yield f"HTTPRoute {rt['metadata']['name']} without backends must only redirect to https"
+    grants = r.kind("ReferenceGrant")
+    if not any(any(f.get("kind") == "Gateway" and f.get("namespace") == GATEWAY[0] for f in g["spec"].get("from", []))
+               and any(t.get("kind") == "Secret" and t.get("name") == "census-login-tls" for t in g["spec"].get("to", []))
+               for g in grants):
+        yield "no ReferenceGrant lets the Gateway read Secret census-login-tls (TLS)"
+    pols = [p for p in r.kind("ClientSettingsPolicy") if p["spec"].get("targetRef", {}).get("kind") == "HTTPRoute"
+            and p["spec"]["targetRef"].get("name") in {rt["metadata"]["name"] for rt in main}]
+    size = str((pols[0]["spec"].get("body") or {}).get("maxSize", "")) if pols else ""
+    m = re.fullmatch(r"(\d+)([kKmM]?)", size)
+    if not m or int(m.group(1)) * {"": 1, "k": 1024, "K": 1024, "m": 2**20, "M": 2**20}[m.group(2)] > 64 * 1024:
+        yield f"no ClientSettingsPolicy limiting the route's body to at most 64k (got {size!r})"
+    ns = r.kind("Namespace")
+    if ns and ns[0]["metadata"].get("labels", {}).get("census-login/gateway-access") != "true":
+        yield "the namespace lacks census-login/gateway-access=true: the shared Gateway would not accept its routes"
 
 
 @check("NetworkPolicies: census-login and Redis locked down in both directions")
@@ -579,6 +667,11 @@ def _redis(r: Render, overlay: str) -> Iterable[str]:
         f"{sts['metadata']['name']}-{i}.{sts['spec']['serviceName']}:26379" for i in range(n)) + f"/{master}"
     if eff.get("store.redis_url") != want:
         yield f"store.redis_url {eff.get('store.redis_url')!r} != deployed Sentinels {want!r}"
+    exp = container(sts, "redis-exporter")
+    if not exp or not any(p.get("containerPort") == 9121 and p.get("name") == "metrics" for p in exp.get("ports", [])):
+        yield "no redis-exporter container with port 9121 named metrics beside the Redis server"
+    elif {e["name"]: e.get("value") for e in exp.get("env", [])}.get("REDIS_ADDR") != "redis://localhost:6379":
+        yield "redis-exporter must watch its own pod's Redis (REDIS_ADDR redis://localhost:6379)"
     c = container(sts, "redis")
     env = {e["name"]: e.get("value") for e in (c or {}).get("env", [])}
     limit = quantity((c or {}).get("resources", {}).get("limits", {}).get("memory", 0))
@@ -599,6 +692,13 @@ def _redis(r: Render, overlay: str) -> Iterable[str]:
     folder, fname = m.group(1).rsplit("/", 1) if m else ("?", "?")
     vols = {v["name"]: v for v in pod_spec(sts).get("volumes", [])}
     for c in pod_spec(sts)["containers"]:
+        if c["name"] == "redis-exporter":
+            # The exporter takes the password from its environment (a secretKeyRef).
+            ref = next((e.get("valueFrom", {}).get("secretKeyRef", {}) for e in c.get("env", [])
+                        if e["name"] == "REDIS_PASSWORD"), {})
+            if not re.fullmatch(r"redis-auth(-[a-z0-9]{10})?", ref.get("name", "")) or ref.get("key") != "password":
+                yield "container redis-exporter: REDIS_PASSWORD not from Secret redis-auth key password"
+            continue
         mnt = next((x for x in c.get("volumeMounts", []) if x["mountPath"] == folder), None)
         sec = vols.get(mnt["name"], {}).get("secret") if mnt else None
         if not sec or not re.fullmatch(r"redis-auth(-[a-z0-9]{10})?", sec.get("secretName", "")) \
@@ -612,21 +712,23 @@ def _redis(r: Render, overlay: str) -> Iterable[str]:
                 yield f"{script} does not write {line!r}"
 
 
-@check("monitoring: ServiceMonitor scrapes the admin Service as job census-login; PrometheusRule = alerts.yml")
+@check("monitoring: ServiceMonitors scrape census-login (admin Service) and every redis_exporter as jobs census-login and redis; PrometheusRule = alerts.yml")
 def _monitoring(r: Render, overlay: str) -> Iterable[str]:
     sms = r.kind("ServiceMonitor")
-    if len(sms) != 1:
-        yield f"{len(sms)} ServiceMonitors, want 1"
+    want = {"census-login": ("census-login-admin", "census-login"), "redis": ("redis-metrics", "redis")}
+    if sorted(sm["metadata"]["name"] for sm in sms) != sorted(want):
+        yield f"ServiceMonitors {[sm['metadata']['name'] for sm in sms]}, want {sorted(want)}"
     for sm in sms:
+        want_svc, want_job = want.get(sm["metadata"]["name"], ("?", "?"))
         sel = sm["spec"]["selector"]
         svcs = [s for s in r.kind("Service") if selector_matches(sel, s["metadata"].get("labels", {}))]
-        if [s["metadata"]["name"] for s in svcs] != ["census-login-admin"]:
-            yield f"ServiceMonitor selects {[s['metadata']['name'] for s in svcs]}, want only census-login-admin"
+        if [s["metadata"]["name"] for s in svcs] != [want_svc]:
+            yield f"ServiceMonitor {sm['metadata']['name']} selects {[s['metadata']['name'] for s in svcs]}, want only {want_svc}"
             continue
         svc = svcs[0]
         job = svc["metadata"]["labels"].get(sm["spec"].get("jobLabel", ""), svc["metadata"]["name"])
-        if job != "census-login":
-            yield f"Prometheus job would be {job!r}, dashboards and alerts use 'census-login'"
+        if job != want_job:
+            yield f"Prometheus job would be {job!r}, dashboards and alerts use {want_job!r}"
         names = {p.get("name") for p in svc["spec"]["ports"]}
         for ep in sm["spec"]["endpoints"]:
             if ep.get("port") not in names:
@@ -661,11 +763,39 @@ def crd_validators() -> dict[str, jsonschema.protocols.Validator]:
     return out
 
 
+CRD_DIR = pathlib.Path(__file__).resolve().parent / "crd"
+
+
+def gateway_api_results(docs: list[dict], label: str) -> list[tuple[bool, str, str]]:
+    """Gateway API objects against the CRD schemas compiled by @kubernetes-models/gateway-api
+    (tests/deploy/crd: `npm ci` there; node >= 20)."""
+    gw = [d for d in docs if str(d.get("apiVersion", "")).startswith("gateway.networking.k8s.io/")]
+    if not gw:
+        return []
+    if not (CRD_DIR / "node_modules" / "@kubernetes-models" / "gateway-api").is_dir():
+        return [(False, f"{label}: Gateway API schemas", f"not installed: (cd {CRD_DIR} && npm ci)")]
+    try:
+        out = subprocess.run(["node", str(CRD_DIR / "validate.mjs")], input=json.dumps(gw), capture_output=True,
+                             text=True, timeout=120, check=True).stdout
+        res = json.loads(out)
+    except (OSError, subprocess.SubprocessError, ValueError) as e:
+        return [(False, f"{label}: Gateway API schemas", f"{type(e).__name__}: {e}")]
+    return [(x["ok"], f"{label}: Gateway API schema {x['kind']}/{x['name']}", "; ".join(x["errors"][:5])) for x in res]
+
+
 def schema_results(docs: list[dict], version: str, label: str) -> list[tuple[bool, str, str]]:
-    results = []
+    results = gateway_api_results(docs, label)
     crds = crd_validators()
     for d in docs:
         what = f"{d.get('kind')}/{d.get('metadata', {}).get('name')}"
+        if str(d.get("apiVersion", "")).startswith("gateway.networking.k8s.io/"):
+            continue  # gateway_api_results
+        if str(d.get("apiVersion", "")).startswith("gateway.nginx.org/"):
+            # NGINX Gateway Fabric's policy: no schema package; its fields are checked by the
+            # Gateway API policy check (body.maxSize on the route).
+            ok = d.get("kind") == "ClientSettingsPolicy" and set(d.get("spec", {})) <= {"targetRef", "body", "keepAlive"}
+            results.append((ok, f"{label}: {what} (fields targetRef/body/keepAlive only; no published schema)", f"spec keys {sorted(d.get('spec', {}))}"))
+            continue
         if str(d.get("apiVersion", "")).startswith("monitoring.coreos.com/"):
             v = crds.get(d.get("kind"))
             if v is None:
@@ -725,13 +855,20 @@ def mutations() -> dict[str, Callable[[list[dict]], None]]:
         "a missing capability drop": lambda d: app(d)["securityContext"]["capabilities"].__setitem__("drop", []),
         "readiness on /healthz": lambda d: app(d)["readinessProbe"]["httpGet"].__setitem__("path", "/healthz"),
         "a grace period shorter than the drain": lambda d: pod_spec(find(d, "Deployment")).__setitem__("terminationGracePeriodSeconds", 20),
+        "prod maxReplicas below the census-day sizing": lambda d: find(d, "HorizontalPodAutoscaler")["spec"].__setitem__("maxReplicas", 24),
+        "a pre-scale above maxReplicas": lambda d: find(d, "CronJob", "census-login-prescale-opening")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"].__setitem__(3, '--patch={"spec":{"minReplicas":120}}'),
+        "a pre-scale role that may patch anything": lambda d: find(d, "Role", "census-login-prescale")["rules"][0].pop("resourceNames"),
         "prod minReplicas 2": lambda d: find(d, "HorizontalPodAutoscaler")["spec"].__setitem__("minReplicas", 2),
         "a replicas field next to the HPA": lambda d: find(d, "Deployment")["spec"].__setitem__("replicas", 3),
         "memory below 19 MiB x slots + baseline": lambda d: app(d)["resources"]["limits"].__setitem__("memory", "80Mi"),
         "a drifted ConfigMap": lambda d: cm_toml(d, lambda s: s.replace("cookie_secure = true", "cookie_secure = false")),
         "an unknown config key": lambda d: cm_toml(d, lambda s: s + "\n[extra]\nbogus = 1\n"),
-        "an Ingress host other than public_origin": lambda d: find(d, "Ingress")["spec"]["rules"][0].__setitem__("host", "other.example.org"),
-        "the admin Service behind the Ingress": lambda d: find(d, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"].__setitem__("name", "census-login-admin"),
+        "an HTTPRoute host other than public_origin": lambda d: find(d, "HTTPRoute", "census-login")["spec"].__setitem__("hostnames", ["other.example.org"]),
+        "the admin Service behind the HTTPRoute": lambda d: find(d, "HTTPRoute", "census-login")["spec"]["rules"][0]["backendRefs"][0].__setitem__("name", "census-login-admin"),
+        "the admin port behind the HTTPRoute": lambda d: find(d, "HTTPRoute", "census-login")["spec"]["rules"][0]["backendRefs"][0].__setitem__("port", 9090),
+        "an HTTPRoute port as a string (Gateway API schema)": lambda d: find(d, "HTTPRoute", "census-login")["spec"]["rules"][0]["backendRefs"][0].__setitem__("port", "http"),
+        "no body size limit": lambda d: d.remove(find(d, "ClientSettingsPolicy")),
+        "an Ingress again": lambda d: d.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x", "namespace": "census"}, "spec": {"defaultBackend": {"service": {"name": "census-login", "port": {"number": 8080}}}}}),
         "an allow-all egress rule": lambda d: find(d, "NetworkPolicy", "census-login")["spec"]["egress"].append({}),
         "a Service selector typo": lambda d: find(d, "Service", "census-login-admin")["spec"].__setitem__("selector", {"app.kubernetes.io/name": "census-logn"}),
         "a Secret in prod": lambda d: d.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x", "namespace": "census"}, "data": {"k": "eA=="}}),
@@ -777,14 +914,19 @@ def main() -> int:
     ap.add_argument("--template", type=pathlib.Path, help="validate a standalone manifest (the Secret template)")
     ap.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION)
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--schemas-only", type=pathlib.Path, help="only the schemas of a rendered file (k8s/gateway)")
     a = ap.parse_args()
 
     if a.self_test:
         return 1 if self_test(a.rendered, a.k8s_version) else 0
-    if a.template:
+    if a.schemas_only:
+        docs = load(a.schemas_only)
+        results = schema_results(docs, a.k8s_version, a.schemas_only.stem)
+        results.append((any(d.get("kind") == "Gateway" for d in docs), f"{a.schemas_only.stem}: holds a Gateway", ""))
+    elif a.template:
         docs = load(a.template)
         results = schema_results(docs, a.k8s_version, "template")
-        want = {"census-login-secrets": {"pepper", "admin-token"}, "redis-auth": {"password"}}
+        want = {"census-login-secrets": {"pepper", "admin-token", "admin-tokens"}, "redis-auth": {"password"}}
         names = [d["metadata"]["name"] for d in docs]
         results.append((sorted(names) == sorted(want), f"template: {a.template.name} holds Secrets {sorted(want)}",
                         f"holds {names}"))

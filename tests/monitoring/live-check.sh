@@ -19,6 +19,14 @@
 #     REQUIRE_NONZERO (the traffic must show there); EVERY alert expression (as Prometheus loaded
 #     it) must be valid and its rule healthy, but may be empty; the metric names and labels
 #     of the helper contract are checked too.
+#  5. Redis: a real redis-server master (maxmemory 8 MB, noeviction) and a replica, each with a
+#     real redis_exporter (Debian package `prometheus-redis-exporter`), scraped as job="redis"
+#     with the `namespace` and `pod` labels the Prometheus Operator adds; the Redis rules are
+#     loaded with `for: 0s` (their durations are promtool's job, alerts.test.yml). Redis is
+#     filled with lock-state-like hashes until RedisMemoryHigh and RedisMemoryCritical fire,
+#     then past maxmemory until writes fail with OOM and RedisEvictionsOrOOM fires; the
+#     healthy pair must not fire RedisNotOneMaster, RedisMasterWithoutReplicas or
+#     RedisReplicaLinkDown. Every dashboard Redis panel is queried like the others.
 # One line per check; the last line is "monitoring: N passed, M failed". Exit 1 on failure.
 # Everything started here is stopped on exit.
 set -uo pipefail
@@ -29,6 +37,7 @@ MON="$REPO/k8s/monitoring"
 CENSUS_BIN="${CENSUS_BIN:-/work/bin/census-login}"
 REGISTRY="${REGISTRY:-$REPO/config/demo-registry.csv}"
 PROMETHEUS="${PROMETHEUS:-prometheus}"
+REDIS_EXPORTER="${REDIS_EXPORTER:-prometheus-redis-exporter}"
 
 # Dashboard panels that may legitimately be empty after a short run with the memory store,
 # as "panel title=reason".
@@ -50,6 +59,8 @@ REQUIRE_NONZERO=(
     "Shed requests (503 overloaded)"
     "Rate-limited requests"
     "CPU per replica"
+    "Redis memory used / maxmemory"
+    "Redis keys"
 )
 
 passed=0
@@ -64,6 +75,7 @@ die() {
 
 SVC_PID=""
 PROM_PID=""
+REDIS_PIDS=()
 TMP="$(mktemp -d)"
 stop() { # pid
     local pid="$1" i
@@ -80,6 +92,8 @@ cleanup() {
     local rc=$?
     stop "$SVC_PID"
     stop "$PROM_PID"
+    local p
+    for p in "${REDIS_PIDS[@]}"; do stop "$p"; done
     if [ "$failed" -gt 0 ] || [ "$rc" -ne 0 ]; then
         [ -f "$TMP/census.log" ] && { echo "--- census-login log (last 20 lines)"; tail -n 20 "$TMP/census.log"; }
         [ -f "$TMP/prometheus.log" ] && { echo "--- prometheus log (last 10 lines)"; tail -n 10 "$TMP/prometheus.log"; }
@@ -95,6 +109,9 @@ trap 'fail "interrupted"; exit 130' INT TERM
 # ------------------------------------------------------------------ tools
 command -v "$PROMETHEUS" >/dev/null 2>&1 || die "prometheus not found: apt-get install prometheus"
 command -v curl >/dev/null 2>&1 || die "curl not found: apt-get install curl"
+command -v redis-server >/dev/null 2>&1 || die "redis-server not found: apt-get install redis-server"
+command -v redis-cli >/dev/null 2>&1 || die "redis-cli not found: apt-get install redis-tools"
+command -v "$REDIS_EXPORTER" >/dev/null 2>&1 || die "$REDIS_EXPORTER not found: apt-get install prometheus-redis-exporter"
 command -v python3 >/dev/null 2>&1 || die "python3 not found: apt-get install python3"
 [ -x "$CENSUS_BIN" ] || die "census-login binary not found at $CENSUS_BIN (build it: cargo build --release; set CENSUS_BIN)"
 [ -r "$REGISTRY" ] || die "registry $REGISTRY not readable"
@@ -115,9 +132,9 @@ R_PESEL="$(pesel "${RESERVED_ROWS[0]}")"; R_NAME="$(maiden "${RESERVED_ROWS[0]}"
 PASSWORD="Spisowe${RANDOM}Haslo7"
 
 # ------------------------------------------------------------------ ports
-read -r PUB_PORT ADMIN_PORT PROM_PORT < <(python3 -c '
+read -r PUB_PORT ADMIN_PORT PROM_PORT R0_PORT R1_PORT E0_PORT E1_PORT < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(3)]
+ss = [socket.socket() for _ in range(7)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])
 for s in ss: s.close()')
@@ -163,18 +180,70 @@ else
     fail "admin /metrics serves census_* metrics (got $(wc -l <"$TMP/metrics.txt") lines)"
 fi
 
+# ------------------------------------------------------------------ redis + redis_exporter
+# A master with a small maxmemory (filled below) and its replica, each with an exporter.
+REDIS_MAXMEMORY=$((8 * 1024 * 1024))
+for i in 0 1; do
+    port_var="R${i}_PORT"
+    mkdir -p "$TMP/redis-$i"
+    extra=()
+    [ "$i" = 1 ] && extra=(--replicaof 127.0.0.1 "$R0_PORT")
+    redis-server --port "${!port_var}" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP/redis-$i" \
+        --maxmemory "$REDIS_MAXMEMORY" --maxmemory-policy noeviction "${extra[@]}" >"$TMP/redis-$i.log" 2>&1 &
+    REDIS_PIDS+=("$!")
+done
+for _ in $(seq 50); do
+    [ "$(redis-cli -p "$R0_PORT" ping 2>/dev/null)" = PONG ] && [ "$(redis-cli -p "$R1_PORT" ping 2>/dev/null)" = PONG ] && break
+    sleep 0.1
+done
+for i in 0 1; do
+    port_var="R${i}_PORT" eport_var="E${i}_PORT"
+    "$REDIS_EXPORTER" --redis.addr="redis://127.0.0.1:${!port_var}" \
+        --web.listen-address="127.0.0.1:${!eport_var}" >"$TMP/exporter-$i.log" 2>&1 &
+    REDIS_PIDS+=("$!")
+done
+for _ in $(seq 50); do
+    curl -s "http://127.0.0.1:$E0_PORT/metrics" | grep -q '^redis_up 1' &&
+        curl -s "http://127.0.0.1:$E1_PORT/metrics" | grep -q '^redis_up 1' && break
+    sleep 0.2
+done
+if curl -s "http://127.0.0.1:$E1_PORT/metrics" | grep -q '^redis_up 1'; then
+    pass "redis-server master :$R0_PORT (maxmemory 8 MB) + replica :$R1_PORT, $("$REDIS_EXPORTER" --version 2>&1 | grep -o 'Exporter [0-9.]*') on :$E0_PORT, :$E1_PORT"
+else
+    die "redis_exporter reports redis_up 1 within 10 s"
+fi
+
 # ------------------------------------------------------------------ prometheus
+# The Redis rules without their `for:` durations (promtool tests those): the fill below
+# must make them fire within seconds.
+python3 - "$MON/alerts.yml" "$TMP/alerts-live.yml" <<'PY'
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+for g in doc["groups"]:
+    if g["name"] == "redis":
+        for r in g["rules"]:
+            r["for"] = "0s"
+yaml.safe_dump(doc, open(sys.argv[2], "w"), sort_keys=False)
+PY
 cat >"$TMP/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
 rule_files:
-  - $MON/alerts.yml
+  - $TMP/alerts-live.yml
 scrape_configs:
+  # The labels the Prometheus Operator gives targets: namespace (and pod for Redis).
   - job_name: census-login
     static_configs:
       - targets: ["127.0.0.1:$ADMIN_PORT"]
+        labels: {namespace: census}
+  - job_name: redis
+    static_configs:
+      - targets: ["127.0.0.1:$E0_PORT"]
+        labels: {namespace: census, pod: redis-0}
+      - targets: ["127.0.0.1:$E1_PORT"]
+        labels: {namespace: census, pod: redis-1}
 EOF
 "$PROMETHEUS" --config.file="$TMP/prometheus.yml" --storage.tsdb.path="$TMP/prom-data" \
     --web.listen-address="127.0.0.1:$PROM_PORT" --log.level=warn >"$TMP/prometheus.log" 2>&1 &
@@ -295,6 +364,45 @@ else
     fail "traffic: 2 bursts of rapid requests from one IP -> no 429 rate_limited"
 fi
 
+# ------------------------------------------------------------------ fill Redis
+# Lock-state-like hashes (the key and fields of census:{<k>}:lock) until used_memory passes
+# 92% of maxmemory, then writes past maxmemory in two rounds a few scrapes apart (a
+# counter's first appearance is not an increase): each is refused with -OOM.
+used_ratio() {
+    redis-cli -p "$R0_PORT" info memory | tr -d '\r' | awk -F: '
+        $1 == "used_memory" {u = $2} $1 == "maxmemory" {m = $2} END {printf "%.3f", u / m}'
+}
+fill() { # first count
+    python3 -c '
+import sys
+first, n = int(sys.argv[1]), int(sys.argv[2])
+for i in range(first, first + n):
+    k = "census:{%032x}:lock" % (i * 2654435761 % 2**128)
+    args = ["HSET", k, "f", "1", "l", "0", "u", "0", "lf", "1796057319945"]
+    sys.stdout.write("*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    args = ["PEXPIRE", k, "86400000"]
+    sys.stdout.write("*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args))
+' "$1" "$2" | redis-cli -p "$R0_PORT" --pipe >"$TMP/fill.out" 2>&1
+}
+keys=0
+while [ "$(used_ratio | awk '{print ($1 < 0.92)}')" = 1 ] && [ "$keys" -lt 400000 ]; do
+    fill "$keys" 5000
+    keys=$((keys + 5000))
+done
+ratio=$(used_ratio)
+echo "     redis: $keys lock-like hashes -> used_memory $ratio of maxmemory"
+sleep 3
+fill "$keys" 2000
+oom1=$(grep -o 'errors: [0-9]*' "$TMP/fill.out" | grep -o '[0-9]*')
+sleep 3
+fill $((keys + 2000)) 2000
+oom2=$(grep -o 'errors: [0-9]*' "$TMP/fill.out" | grep -o '[0-9]*')
+if [ "${oom1:-0}" -gt 0 ] && [ "${oom2:-0}" -gt 0 ]; then
+    pass "redis: filled to $ratio of maxmemory with $keys hashes, then $oom1 + $oom2 writes refused with OOM"
+else
+    fail "redis: filled to $ratio of maxmemory with $keys hashes, then writes refused with OOM (errors: ${oom1:-?}, ${oom2:-?})"
+fi
+
 # ------------------------------------------------------------------ query everything
 sleep 5 # several scrapes and rule evaluations after the last request
 ELAPSED=$(($(date +%s) - START))
@@ -316,3 +424,34 @@ else
     passed=$((passed + p)); failed=$((failed + f))
 fi
 kill -0 "$SVC_PID" 2>/dev/null && pass "census-login still running after the checks" || fail "census-login still running after the checks"
+
+# ------------------------------------------------------------------ Redis alerts, as Prometheus evaluates them
+firing() { # -> names of firing alerts, one per line ("name pod")
+    curl -s "$PROM/api/v1/alerts" | python3 -c '
+import json, sys
+for a in json.load(sys.stdin)["data"]["alerts"]:
+    if a["state"] == "firing":
+        print(a["labels"]["alertname"], a["labels"].get("pod", "-"))'
+}
+want=(RedisMemoryHigh RedisMemoryCritical RedisEvictionsOrOOM)
+for _ in $(seq 30); do
+    firing >"$TMP/firing"
+    missing=0
+    for a in "${want[@]}"; do grep -q "^$a redis-0$" "$TMP/firing" || missing=1; done
+    [ "$missing" = 0 ] && break
+    sleep 1
+done
+for a in "${want[@]}"; do
+    if grep -q "^$a redis-0$" "$TMP/firing"; then
+        pass "alert $a fires for redis-0 (Prometheus /api/v1/alerts, real redis_exporter)"
+    else
+        fail "alert $a fires for redis-0: firing now: $(tr '\n' ',' <"$TMP/firing")"
+    fi
+done
+for a in RedisNotOneMaster RedisMasterWithoutReplicas RedisReplicaLinkDown RedisDown RedisRejectedConnections; do
+    if grep -q "^$a " "$TMP/firing"; then
+        fail "alert $a stays silent for a healthy master and replica: it fires"
+    else
+        pass "alert $a stays silent for a healthy master and replica"
+    fi
+done

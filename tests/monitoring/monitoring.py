@@ -30,6 +30,8 @@ import urllib.request
 
 DS_VARIABLE_UIDS = ("${datasource}", "$datasource")
 JOB = "census-login"
+NAMESPACE = "census"  # the production namespace; live-check.sh labels its targets with it
+REDIS_JOB = "redis"
 
 # Metrics the dashboard must use (the operations brief) -------------------------------
 REQUIRED_DASHBOARD_METRICS = [
@@ -49,6 +51,18 @@ REQUIRED_DASHBOARD_METRICS = [
     "census_rate_limited_total",
     "process_resident_memory_bytes",
     "up",
+    # Redis (redis_exporter beside every Redis server)
+    "redis_memory_used_bytes",
+    "redis_memory_max_bytes",
+    "redis_db_keys",
+    "redis_instance_info",
+    "redis_connected_slaves",
+    "redis_connected_slave_lag_seconds",
+    "redis_master_link_up",
+    "redis_evicted_keys_total",
+    "redis_errors_total",
+    "redis_rejected_connections_total",
+    "redis_connected_clients",
 ]
 
 # The metrics contract (helper-contract.md, "Metrics"): name -> label names it must carry.
@@ -147,11 +161,12 @@ def dashboard_targets(dash):
     return res
 
 
-def substitute(expr, rate_interval, job=JOB, instance=".*"):
+def substitute(expr, rate_interval, job=JOB, instance=".*", namespace=NAMESPACE, redis_job=REDIS_JOB):
     """Grafana variables -> concrete values, as Grafana would send the query."""
     e = expr
     for name, value in (("__rate_interval", rate_interval), ("__interval", rate_interval),
-                        ("__range", rate_interval), ("job", job), ("instance", instance)):
+                        ("__range", rate_interval), ("redis_job", redis_job), ("job", job),
+                        ("instance", instance), ("namespace", namespace)):
         e = re.sub(r"\$\{" + name + r"(:[a-z]+)?\}", value, e)
         e = re.sub(r"\$" + name + r"\b", value, e)
     return e
@@ -191,6 +206,14 @@ def cmd_validate(a):
     r.check(jv.get("type") in ("query", "custom", "constant", "textbox")
             and (jv.get("current") or {}).get("value") == JOB,
             f"template variable 'job' defaults to {JOB}", f"got {jv.get('current')!r}")
+    nv = variables.get("namespace", {})
+    r.check(nv.get("type") == "query" and not nv.get("multi") and not nv.get("includeAll")
+            and (nv.get("current") or {}).get("value") == NAMESPACE,
+            f"template variable 'namespace': one namespace at a time, default {NAMESPACE} (dev and prod never mix)",
+            f"got {nv!r}")
+    rv = variables.get("redis_job", {})
+    r.check((rv.get("current") or {}).get("value") == REDIS_JOB,
+            f"template variable 'redis_job' defaults to {REDIS_JOB}", f"got {rv.get('current')!r}")
     for name, v in variables.items():
         if v.get("type") == "query":
             ds = v.get("datasource") or {}
@@ -235,8 +258,10 @@ def cmd_validate(a):
             if not isinstance(expr, str) or not expr.strip():
                 problems.append(f"target {ref} has an empty expr")
                 continue
-            if 'job="$job"' not in expr:
-                problems.append(f'target {ref} does not filter on job="$job"')
+            if 'job="$job"' not in expr and 'job="$redis_job"' not in expr:
+                problems.append(f'target {ref} does not filter on job="$job" (or job="$redis_job")')
+            if expr.count('job="$') != expr.count('namespace="$namespace"'):
+                problems.append(f'target {ref}: not every selector filters on namespace="$namespace"')
             for rng in range_re.findall(expr):
                 if rng != "$__rate_interval":
                     problems.append(f"target {ref} uses range [{rng}] instead of [$__rate_interval]")
