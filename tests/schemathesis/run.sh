@@ -52,19 +52,8 @@ ADMIN_URL="http://127.0.0.1:$ADMIN_PORT"
 ADMIN_TOKEN="st-$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 SERVICE_LOG="$OUT_DIR/service.log"
 
-SERVICE_PID=""
-cleanup() {
-  local rc=$?
-  if [ -n "$SERVICE_PID" ] && kill -0 "$SERVICE_PID" 2>/dev/null; then
-    kill "$SERVICE_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$SERVICE_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SERVICE_PID" 2>/dev/null || true
-    wait "$SERVICE_PID" 2>/dev/null || true
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=../support/service.sh
+source "$ROOT/tests/support/service.sh"
 
 echo "schemathesis: $(schemathesis --version); starting $CENSUS_BIN on $BASE_URL (admin $ADMIN_URL), log: $SERVICE_LOG"
 (
