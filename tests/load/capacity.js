@@ -10,6 +10,10 @@
 //   MODE=flood-baseline  flood.js's VU shape (VUS, default 2000, THINK s +-50 % between
 //                  requests) against BASELINE_URL: what k6 itself adds to latencies
 //                  with that many VUs on this machine.
+//   MODE=probe     RATE requests/s (constant arrival) for DURATION, in turn: a locked
+//                  person's login (423), a session check (200), a PESEL check (200);
+//                  capacity.sh runs it beside the impolite wrk flood: cheap-path
+//                  latency while the hashers are saturated (tags probe:locked|session|pesel).
 //   MODE=cheap     VUS VUs for DURATION, back to back, one ENDPOINT:
 //                    baseline  GET BASELINE_URL (bare actix-web + one Redis GET)
 //                    locked    POST /login for a locked person (423, never hashed)
@@ -39,6 +43,13 @@ function scenario() {
   if (MODE === 'flood-baseline') {
     return { executor: 'constant-vus', exec: 'floodBaseline', vus: envNum('VUS', 2000), duration: DURATION };
   }
+  if (MODE === 'probe') {
+    const rate = envNum('RATE', 30);
+    return {
+      executor: 'constant-arrival-rate', exec: 'probe', rate, timeUnit: '1s', duration: DURATION,
+      preAllocatedVUs: 10, maxVUs: 50,
+    };
+  }
   if (MODE === 'rate') {
     const rate = envNum('RATE', 10);
     return {
@@ -59,6 +70,9 @@ export const options = {
     unexpected_status: ['count==0'],
     http_req_failed: ['rate==0'],
     'http_req_duration{probe:yes}': ['max>=0'], // makes the tagged trend appear in the summary
+    'http_req_duration{probe:locked}': ['max>=0'],
+    'http_req_duration{probe:session}': ['max>=0'],
+    'http_req_duration{probe:pesel}': ['max>=0'],
   },
 };
 
@@ -70,6 +84,13 @@ const pool = people.slice(POOL_OFFSET, POOL_OFFSET + POOL);
 export function setup() {
   const data = {};
   if (MODE === 'flood-baseline') return data;
+  if (MODE === 'probe') {
+    const [cookie] = definePasswords(pool.slice(1, 2), 21, POOL_OFFSET + 1, 1);
+    if (!cookie) throw new Error('setup: no session cookie (person already defined? use a fresh POOL_OFFSET)');
+    data.cookie = cookie;
+    data.locked = lockPerson(pool[0]);
+    return data;
+  }
   if (MODE !== 'cheap') {
     definePasswords(pool, 21, POOL_OFFSET, hashCapacity(8));
     return data;
@@ -80,19 +101,39 @@ export function setup() {
     if (!cookie) throw new Error('setup: no session cookie (person already defined? use a fresh POOL_OFFSET)');
     data.cookie = cookie;
   }
-  if (ENDPOINT === 'locked') {
-    const p = pool[0];
-    for (let i = 0; i < 8; i++) {
-      const r = api('POST', '/api/v1/login', { pesel: p.pesel, password: wrongPasswordFor(p.pesel) },
-        { expect: [401, 423], ip: ipFor(22, i) });
-      if (r.status === 423) break;
-    }
-    const r = api('POST', '/api/v1/login', { pesel: p.pesel, password: passwordFor(p.pesel) },
-      { expect: [423], ip: ipFor(22, 99) });
-    if (r.status !== 423) throw new Error(`setup: person not locked (${r.status} ${r.body})`);
-    data.locked = p.pesel;
-  }
+  if (ENDPOINT === 'locked') data.locked = lockPerson(pool[0]);
   return data;
+}
+
+function lockPerson(p) {
+  for (let i = 0; i < 8; i++) {
+    const r = api('POST', '/api/v1/login', { pesel: p.pesel, password: wrongPasswordFor(p.pesel) },
+      { expect: [401, 423, 503], ip: ipFor(22, i) });
+    if (r.status === 423) break;
+    if (r.status === 503) sleep(1);
+  }
+  const r = api('POST', '/api/v1/login', { pesel: p.pesel, password: passwordFor(p.pesel) },
+    { expect: [423], ip: ipFor(22, 99) });
+  if (r.status !== 423) throw new Error(`setup: person not locked (${r.status} ${r.body})`);
+  return p.pesel;
+}
+
+export function probe(data) {
+  const ip = ipFor(25, exec.scenario.iterationInTest % 16000000);
+  const which = exec.scenario.iterationInTest % 3;
+  let res;
+  if (which === 0) {
+    res = api('POST', '/api/v1/login', { pesel: data.locked, password: passwordFor(data.locked) },
+      { expect: [423], ip, tags: { probe: 'locked' } });
+    expectStatus(res, 423);
+  } else if (which === 1) {
+    res = api('GET', '/api/v1/session', null,
+      { expect: [200], ip, cookies: { census_session: data.cookie }, tags: { probe: 'session' } });
+    expectStatus(res, 200);
+  } else {
+    res = api('POST', '/api/v1/pesel/check', { pesel: data.locked }, { expect: [200], ip, tags: { probe: 'pesel' } });
+    expectStatus(res, 200);
+  }
 }
 
 function expectStatus(res, status) {
