@@ -96,8 +96,7 @@ row(f"login p99 at {offered:.0f} logins/s (80 % of saturation, constant arrival)
 
 # --- the impolite flood --------------------------------------------------------------------
 flood = load("flood")
-good = load("flood-goodput")
-goodput = good["loginsOk"] / good["seconds"]
+goodput = flood["ok"] / flood["seconds"]
 row("impolite flood: goodput / polite saturation",
     f"{goodput:.1f} / {sat_rate:.1f} logins/s = {goodput / sat_rate:.2f} "
     f"({flood['rps']:.0f} answers/s to {flood.get('connections', 64)} connections retrying at once)",

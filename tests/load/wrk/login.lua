@@ -9,10 +9,15 @@ for line in io.lines(os.getenv("PEOPLE_FILE")) do
 end
 assert(#people > 0, "PEOPLE_FILE has no 'pesel password' lines")
 
-local threads = 0
+local threads = {}
 function setup(thread)
-  thread:set("n", threads * 7919)
-  threads = threads + 1
+  thread:set("n", #threads * 7919)
+  thread:set("ok", 0)
+  threads[#threads + 1] = thread
+end
+
+function response(status)
+  if status == 200 then ok = ok + 1 end
 end
 
 local headers = { ["Content-Type"] = "application/json" }
@@ -21,4 +26,9 @@ function request()
   return wrk.format("POST", "/api/v1/login", headers, people[(n % #people) + 1])
 end
 
-done = dofile(os.getenv("WRK_LUA_DIR") .. "/summary.lua")
+local summarize = dofile(os.getenv("WRK_LUA_DIR") .. "/summary.lua")
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("ok") end
+  summarize(summary, latency, requests, { ok = total })
+end
