@@ -75,7 +75,10 @@ fn main() -> ExitCode {
     // rate-limit reporter, background sweeps. Request work runs on actix-web's own
     // per-core workers, hashing on its own threads; a work-stealing pool here only
     // added parking and wake-ups to every store call.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
