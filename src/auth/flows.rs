@@ -295,7 +295,7 @@ impl AuthService {
         self.settle(key, ticket, Settle::Neutral).await.map(|_| ())
     }
 
-    fn overloaded(&self) -> AuthError {
+    pub(super) fn overloaded(&self) -> AuthError {
         self.metrics().hash_rejected.inc();
         AuthError::Overloaded {
             retry_after: self.hasher().retry_after_secs(),

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod flows;
 pub mod handoff;
 pub mod hasher;
+pub mod node;
 pub mod session;
 
 use crate::clock::{Clock, Millis};
@@ -41,6 +42,8 @@ pub enum AuthError {
     PeselReserved,
     #[error("password already defined")]
     PasswordAlreadyDefined,
+    #[error("reclaim not allowed")]
+    ReclaimNotAllowed,
     #[error("account locked")]
     Locked { until: Millis, retry_after: u64 },
     #[error("overloaded")]
@@ -64,6 +67,7 @@ impl AuthError {
             Self::CensusClosed => ProblemCode::CensusClosed,
             Self::PeselReserved => ProblemCode::PeselReserved,
             Self::PasswordAlreadyDefined => ProblemCode::PasswordAlreadyDefined,
+            Self::ReclaimNotAllowed => ProblemCode::ReclaimNotAllowed,
             Self::Locked { .. } => ProblemCode::AccountLocked,
             Self::Overloaded { .. } => ProblemCode::Overloaded,
             Self::StoreUnavailable => ProblemCode::StoreUnavailable,
@@ -94,6 +98,10 @@ pub struct AuthSettings {
     pub refuse_reserved: bool,
     /// `census.closes_at` + `census.retention`: when no-PESEL requests expire.
     pub retain_until: Option<Millis>,
+    /// login.gov.pl: the lowest level of assurance accepted.
+    pub node_min_loa: crate::domain::Loa,
+    /// login.gov.pl: how long a sent request waits for its response.
+    pub node_request_ttl: Millis,
 }
 
 /// What the flows are made of; handed over once, then private to them.
