@@ -104,17 +104,21 @@ def main():
               "sp-enc.key", "sp-enc.crt", "idp-metadata-rsa.xml", "idp-metadata-ec.xml"):
         check(os.path.getsize(K(n)) > 0, f"keys wrote {n}")
 
-    # A census-login-like SP metadata, served as census-login would serve it.
-    sp_md = ('<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+    # The SP metadata as census-login serves it (src/saml: XML declaration, EncryptionMethods,
+    # the Artifact ACS first).
+    sp_md = ('<?xml version="1.0" encoding="UTF-8"?>\n<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
              f'xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{sp_entity}">'
              '<md:SPSSODescriptor AuthnRequestsSigned="true" WantAssertionsSigned="true" '
              'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
              f'<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_body(K("sp-sign.crt"))}'
              '</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>'
              f'<md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_body(K("sp-enc.crt"))}'
-             '</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>'
-             f'<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs_post}" index="0" isDefault="true"/>'
-             f'<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" Location="{acs_art}" index="1"/>'
+             '</ds:X509Certificate></ds:X509Data></ds:KeyInfo>'
+             '<md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes256-gcm"/>'
+             '<md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/></md:KeyDescriptor>'
+             '<md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:unspecified</md:NameIDFormat>'
+             f'<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" Location="{acs_art}" index="0" isDefault="true"/>'
+             f'<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs_post}" index="1"/>'
              '</md:SPSSODescriptor></md:EntityDescriptor>')
 
     class SpHandler(BaseHTTPRequestHandler):
@@ -168,14 +172,19 @@ def run_cases(sig, idp, keys, sp_entity, acs_post, acs_art, sp_key, K):
         counter[0] += 1
         rid = f"_req{sig}{counter[0]}{int(time.time() * 1000)}"
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        # The shape census-login sends (eIDAS LoA, artifact protocol binding).
+        # The shape census-login sends (src/saml: eIDAS extensions and LoA, Artifact binding).
+        attr = ('<eidas:RequestedAttribute Name="http://eidas.europa.eu/attributes/naturalperson/{}" '
+                'NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="true"/>')
         xml = ('<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
-               'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" '
+               'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:eidas="http://eidas.europa.eu/saml-extensions" '
                f'ID="{rid}" Version="2.0" IssueInstant="{now}" Destination="{idp}/sso/redirect" '
-               f'AssertionConsumerServiceURL="{acs_post}" '
-               'ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST">'
+               f'AssertionConsumerServiceURL="{acs_art}" '
+               'ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" ForceAuthn="true" IsPassive="false">'
                f'<saml:Issuer>{sp_entity}</saml:Issuer>'
-               '<samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient" AllowCreate="true"/>'
+               '<samlp:Extensions><eidas:SPType>public</eidas:SPType><eidas:RequestedAttributes>'
+               + "".join(attr.format(n) for n in ("PersonIdentifier", "CurrentGivenName", "CurrentFamilyName", "DateOfBirth"))
+               + '</eidas:RequestedAttributes></samlp:Extensions>'
+               '<samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:2.0:nameid-format:unspecified" AllowCreate="true"/>'
                '<samlp:RequestedAuthnContext Comparison="minimum"><saml:AuthnContextClassRef>'
                'http://eidas.europa.eu/LoA/substantial</saml:AuthnContextClassRef></samlp:RequestedAuthnContext>'
                '</samlp:AuthnRequest>')
