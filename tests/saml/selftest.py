@@ -344,6 +344,23 @@ def run_cases(sig, idp, keys, sp_entity, acs_post, acs_art, sp_key, K):
               and "Signature" in plain.split("EncryptedAssertion", 1)[1]
               and not verifies(plain, idp_cert, path("Response", "EncryptedAssertion", "Assertion", "Signature")),
               f"[{sig}] tamper encrypted: Response signed, the Assertion inside tampered")
+    if sig == "ec":
+        # Every attack with every signing and encryption choice yields a message (no IdP crash),
+        # and the attacks that keep signatures leave at least one verifying.
+        for name in ("none", "tamper", "xsw", "unsigned", "expired", "wrong_audience", "wrong_recipient",
+                     "wrong_in_response_to"):
+            for enc in (False, True):
+                for sr, sa in ((True, True), (True, False), (False, True)):
+                    _, s, body, resp = attack(name, encrypt=enc, sign_response=sr, sign_assertion=sa)
+                    what = f"[{sig}] {name} encrypt={enc} sign_response={sr} sign_assertion={sa}"
+                    check(resp is not None, f"{what}: answered ({s} {'' if resp else body[:200]})")
+                    if resp and name in ("none", "expired", "wrong_audience", "wrong_recipient", "wrong_in_response_to"):
+                        if enc and not sr:  # only the Assertion, inside the encryption, is signed
+                            rc, resp = xmlsec(["--decrypt", "--privkey-pem", K("sp-enc.key")], resp)
+                            xpath = path("Response", "EncryptedAssertion", "Assertion", "Signature")
+                        else:
+                            xpath = RESP_SIG if sr else ASSERT_SIG
+                        check(verifies(resp, idp_cert, xpath), f"{what}: signed properly")
     s, _, _ = http("POST", idp + "/control", b'{"attack": "nope"}')
     check(s == 400, f"[{sig}] /control refuses an unknown attack")
     control()
