@@ -47,7 +47,8 @@ pub struct NationalNodeSettings {
     /// PEM; its key is `secrets.saml_sp_key`. Signs requests.
     pub sp_certificate_file: Option<PathBuf>,
     /// Extension: PEM of the key the node encrypts assertions to
-    /// (`secrets.saml_sp_encryption_key`); unset = the signing pair.
+    /// (`secrets.saml_sp_encryption_key`); unset = none published, and
+    /// encrypted assertions are refused.
     pub sp_encryption_certificate_file: Option<PathBuf>,
     pub min_loa: String,
     /// Extension: tolerated clock difference with the node.
@@ -257,7 +258,8 @@ pub struct SecretSettings {
     /// PEM: the SAML SP's private key (signs AuthnRequest, ArtifactResolve).
     pub saml_sp_key: Option<SecretString>,
     pub saml_sp_key_file: Option<PathBuf>,
-    /// PEM: the key assertions are encrypted to (unset = `saml_sp_key`).
+    /// PEM: the key assertions are encrypted to (RSA; with
+    /// `national_node.sp_encryption_certificate_file`).
     pub saml_sp_encryption_key: Option<SecretString>,
     pub saml_sp_encryption_key_file: Option<PathBuf>,
 }

@@ -287,9 +287,7 @@ impl Metrics {
         for r in crate::saml::Refusal::ALL {
             self.saml_refused.with_label_values(&[r.label()]);
         }
-        for flow in ["node", "reclaim"] {
-            self.auth_outcomes.with_label_values(&[flow, "ok"]);
-        }
+
     }
 
     /// Counts a refused OpenID Connect request; `reason` is one of

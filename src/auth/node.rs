@@ -172,7 +172,6 @@ impl AuthService {
         self.record_session_facts(&key, &pesel, &token, &record, ACR_NODE)
             .await?;
         tracing::info!(event = "login_ok", via = "login.gov.pl", cid = %key.correlation_id(), "login through the national node");
-        self.metrics().auth("node", "ok");
         Ok(NodeLoggedIn {
             grant: SessionGrant {
                 cookie_value: session::cookie_value(&key, &token),
@@ -269,7 +268,6 @@ impl AuthService {
             }
             Reclaimed::Done { had_password } => {
                 tracing::warn!(event = "account_reclaimed", audit = true, actor = "login.gov.pl", had_password, cid = %cid, "account reclaimed through login.gov.pl");
-                self.metrics().auth("reclaim", "ok");
                 Ok(SessionView {
                     record: s.record,
                     acr: Some(ACR_NODE.to_owned()),
