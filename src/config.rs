@@ -739,4 +739,55 @@ mod tests {
             Ok(())
         });
     }
+
+    #[cfg(not(feature = "national-node"))]
+    #[test]
+    fn enabling_the_national_node_without_the_feature_says_how_to_build() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CENSUS__NATIONAL_NODE__ENABLED", "true");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(
+                err.contains("national_node.enabled") && err.contains("--features national-node"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[cfg(feature = "national-node")]
+    #[test]
+    fn the_national_node_needs_its_files_keys_and_a_known_loa() {
+        Jail::expect_with(|jail| {
+            assert!(!load_in(jail).unwrap().national_node.enabled);
+            jail.set_env("CENSUS__NATIONAL_NODE__ENABLED", "true");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("national_node.idp_metadata_file"), "{err}");
+            jail.set_env("CENSUS__NATIONAL_NODE__IDP_METADATA_FILE", "/md.xml");
+            jail.set_env("CENSUS__NATIONAL_NODE__SP_CERTIFICATE_FILE", "/sp.crt");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("secrets.saml_sp_key"), "{err}");
+            jail.set_env("CENSUS__SECRETS__SAML_SP_KEY", "pem");
+            jail.set_env(
+                "CENSUS__NATIONAL_NODE__SP_ENCRYPTION_CERTIFICATE_FILE",
+                "/enc.crt",
+            );
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("sp_encryption_certificate_file"), "{err}");
+            jail.set_env("CENSUS__SECRETS__SAML_SP_ENCRYPTION_KEY", "pem");
+            jail.set_env("CENSUS__NATIONAL_NODE__MIN_LOA", "substantial");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("national_node.min_loa"), "{err}");
+            jail.set_env(
+                "CENSUS__NATIONAL_NODE__MIN_LOA",
+                "http://eidas.europa.eu/LoA/high",
+            );
+            let s = load_in(jail).unwrap();
+            assert_eq!(
+                s.national_node.sp_entity_id(&s.server),
+                "http://localhost:8080/saml/metadata"
+            );
+            assert!(!format!("{s:?}").contains("pem\""), "secrets do not print");
+            Ok(())
+        });
+    }
 }

@@ -287,7 +287,6 @@ impl Metrics {
         for r in crate::saml::Refusal::ALL {
             self.saml_refused.with_label_values(&[r.label()]);
         }
-
     }
 
     /// Counts a refused OpenID Connect request; `reason` is one of
