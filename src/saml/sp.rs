@@ -88,8 +88,17 @@ pub struct ServiceProvider {
     min_loa: String,
     skew: ChronoDuration,
     metadata_xml: String,
-    http: reqwest::Client,
+    http: BackChannel,
+    artifact_timeout: std::time::Duration,
 }
+
+type BackChannel = hyper_util::client::legacy::Client<
+    hyper_tls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// The most a SOAP answer may weigh.
+const MAX_SOAP: usize = 512 * 1024;
 
 /// An `AuthnRequest` ready to be sent.
 pub struct OutgoingRequest {
@@ -238,11 +247,10 @@ impl ServiceProvider {
         let acs_url = format!("{origin}/saml/acs");
         let entity_id = n.sp_entity_id(&s.server);
         let metadata_xml = metadata(&entity_id, &acs_url, &sign_cert, enc_cert.as_ref())?;
-        let http = reqwest::Client::builder()
-            .timeout(n.artifact_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("artifact resolution client: {e}"))?;
+        // Native TLS (OpenSSL, the system's CA store); redirects are not followed.
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(hyper_tls::HttpsConnector::new());
         Ok(Self {
             entity_id,
             acs_url,
@@ -257,6 +265,7 @@ impl ServiceProvider {
             skew: ChronoDuration::from_std(n.clock_skew).unwrap_or(ChronoDuration::seconds(60)),
             metadata_xml,
             http,
+            artifact_timeout: n.artifact_timeout,
         })
     }
 
@@ -327,21 +336,31 @@ impl ServiceProvider {
     /// treats the response it carries like a POSTed one.
     pub async fn consume_artifact(&self, artifact: &str) -> Result<Verified, Refusal> {
         let (url, resolve_id, body) = self.artifact_resolve(artifact)?;
-        let reply = self
-            .http
-            .post(&url)
+        let text = tokio::time::timeout(self.artifact_timeout, self.soap(&url, body))
+            .await
+            .map_err(|_| {
+                tracing::warn!("artifact resolution timed out");
+                Refusal::Unavailable
+            })??;
+        let _g = xml_lock();
+        self.process_artifact_response(&text, &resolve_id)
+    }
+
+    /// One SOAP exchange with the node's artifact resolution service.
+    async fn soap(&self, url: &str, body: String) -> Result<String, Refusal> {
+        use http_body_util::BodyExt;
+        let req = hyper::Request::post(url)
             .header("Content-Type", "text/xml; charset=utf-8")
             .header(
                 "SOAPAction",
                 "http://www.oasis-open.org/committees/security",
             )
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "artifact resolution failed");
-                Refusal::Unavailable
-            })?;
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|_| Refusal::Artifact)?;
+        let reply = self.http.request(req).await.map_err(|e| {
+            tracing::warn!(error = %e, "artifact resolution failed");
+            Refusal::Unavailable
+        })?;
         if !reply.status().is_success() {
             tracing::warn!(
                 status = reply.status().as_u16(),
@@ -349,12 +368,12 @@ impl ServiceProvider {
             );
             return Err(Refusal::Artifact);
         }
-        let text = reply.text().await.map_err(|_| Refusal::Artifact)?;
-        if text.len() > 512 * 1024 {
-            return Err(Refusal::Malformed);
-        }
-        let _g = xml_lock();
-        self.process_artifact_response(&text, &resolve_id)
+        let bytes = http_body_util::Limited::new(reply.into_body(), MAX_SOAP)
+            .collect()
+            .await
+            .map_err(|_| Refusal::Malformed)?
+            .to_bytes();
+        String::from_utf8(bytes.to_vec()).map_err(|_| Refusal::Malformed)
     }
 
     /// The endpoint, the ID and the signed SOAP body for one artifact.

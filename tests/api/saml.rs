@@ -939,3 +939,48 @@ fn start_up_refuses_an_idp_without_a_signing_certificate() {
     assert!(err.to_string().contains("no signing certificate"), "{err}");
     let _ = Path::new(ROOT);
 }
+
+/// The hand-off to the census form: the ID token of a node session says how
+/// the person authenticated.
+#[tokio::test]
+async fn the_id_token_of_a_node_session_carries_the_login_gov_pl_acr() {
+    let mut idp = Idp::keys();
+    let overrides = crate::oidc::oidc_overrides(&idp.overrides("ec"));
+    let app = spawn_app(Backend::Memory, &overrides).await;
+    idp.serve(&app, "ec");
+    let b = browser();
+    let r = node_login(&app, &b).await;
+    assert_logged_in(&app, &b, r).await;
+    let rp = crate::oidc::Rp::new();
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(rp.params(&[]))
+        .finish();
+    let r = b
+        .get(format!("{}/oidc/authorize?{query}", app.address))
+        .send()
+        .await
+        .unwrap();
+    let to = crate::oidc::location(&r);
+    let rest = to
+        .strip_prefix(&format!("{}?", crate::oidc::REDIRECT))
+        .unwrap_or_else(|| panic!("to the client: {to}"));
+    let code = form_urlencoded::parse(rest.as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("a code");
+    let r = app.redeem(&code, &rp).await;
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().await.unwrap();
+    let payload = tokens["id_token"]
+        .as_str()
+        .and_then(|t| t.split('.').nth(1))
+        .expect("a JWT");
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["acr"], NODE_ACR, "{claims}");
+}
