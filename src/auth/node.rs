@@ -111,11 +111,17 @@ impl AuthService {
     /// (single-use) and must have been started by this browser, the level of
     /// assurance and the PESEL are checked, and the person gets the session
     /// of a first login. The lockout is neither consulted nor changed.
+    ///
+    /// `browser` is the `census_saml` cookie. Over HTTPS it is `SameSite=None;
+    /// Secure` and must be there; on plain-HTTP development
+    /// (`require_browser` false) a cross-site POST cannot carry any cookie, so
+    /// an absent one is let through, but a wrong one never is.
     pub async fn node_login(
         &self,
         verified: Verified,
         relay_state: Option<&str>,
         browser: Option<&str>,
+        require_browser: bool,
     ) -> Result<NodeLoggedIn, NodeLoginError> {
         let refused = |r: Refusal| Err(NodeLoginError::Refused(r));
         let wall_now = std::time::SystemTime::now()
@@ -139,8 +145,10 @@ impl AuthService {
         let Ok(state) = serde_json::from_str::<RequestState>(&state) else {
             return refused(Refusal::UnknownRequest);
         };
-        let browser_ok =
-            browser.is_some_and(|b| same(&hex::encode(sha256("browser", b)), &state.browser));
+        let browser_ok = match browser {
+            Some(b) => same(&hex::encode(sha256("browser", b)), &state.browser),
+            None => !require_browser,
+        };
         let relay_ok = relay_state.is_some_and(|r| same(r, &state.relay));
         if !(browser_ok && relay_ok) {
             return refused(Refusal::Browser);

@@ -325,6 +325,7 @@ async fn finish(
             verified,
             relay.as_deref(),
             browser.as_ref().map(|c| c.value()),
+            state.settings.session.cookie_secure,
         )
         .await
     {

@@ -169,6 +169,15 @@ fn browser() -> Client {
         .expect("client")
 }
 
+/// A client that keeps no cookies (the test sends them itself).
+fn cookieless() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
 /// What the IdP handed the browser for the ACS.
 #[derive(Clone, Debug)]
 enum Delivery {
@@ -648,12 +657,14 @@ async fn expired_wrong_audience_recipient_and_in_response_to_are_refused() {
 
 #[tokio::test]
 async fn a_response_is_single_use_and_needs_the_browser_that_asked() {
-    let (app, _idp) = node_app(Backend::Memory, "rsa").await;
+    let (app, idp) = node_app(Backend::Memory, "rsa").await;
     let b = browser();
     let d = start_login(&app, &b).await;
-    // Another browser (no census_saml cookie) bringing this response: refused,
-    // and the request is spent.
+    // Another browser, with a login of its own under way (its own
+    // census_saml cookie), bringing this response: refused, and the
+    // request is spent.
     let other = browser();
+    let _ = start_login(&app, &other).await;
     let r = deliver(&app, &other, &d).await;
     assert_refused(&app, &other, r, 403, "browser_mismatch").await;
     // The rightful browser with the same response now: a replay.
@@ -666,6 +677,73 @@ async fn a_response_is_single_use_and_needs_the_browser_that_asked() {
     let again = browser();
     let r = deliver(&app, &again, &d).await;
     assert_refused(&app, &again, r, 403, "replay").await;
+    let _ = idp;
+}
+
+/// Over HTTPS (`session.cookie_secure`, production) the binding cookie is
+/// `SameSite=None; Secure` so that the node's cross-site POST carries it, and
+/// a response without it is refused. (Plain-HTTP development cannot carry a
+/// cookie on a cross-site POST: there only a wrong cookie is refused.)
+#[tokio::test]
+async fn in_production_the_browser_binding_cookie_is_required() {
+    let mut idp = Idp::keys();
+    let mut overrides = idp.overrides("rsa");
+    overrides.push(("session.cookie_secure", json!(true)));
+    let app = spawn_app(Backend::Memory, &overrides).await;
+    idp.serve(&app, "rsa");
+    // No cookie store: Secure cookies would not go over http; the test sends
+    // the cookie itself.
+    let plain = cookieless();
+    let login = |plain: Client| {
+        let url = format!("{}/saml/login", app.address);
+        async move {
+            let r = plain.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 303);
+            let cookie = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|c| c.starts_with("census_saml="))
+                .expect("census_saml cookie")
+                .to_owned();
+            let page = plain.get(location(&r)).send().await.unwrap();
+            assert_eq!(page.status(), 200);
+            let page = page.text().await.unwrap();
+            (
+                cookie,
+                hidden(&page, "SAMLResponse").unwrap(),
+                hidden(&page, "RelayState").unwrap(),
+            )
+        }
+    };
+    let (cookie, response, relay) = login(plain.clone()).await;
+    for attr in ["HttpOnly", "Secure", "SameSite=None", "Path=/saml/acs"] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    let form = [
+        ("SAMLResponse", response.as_str()),
+        ("RelayState", relay.as_str()),
+    ];
+    let r = post_form(&plain, format!("{}/saml/acs", app.address), &form)
+        .send()
+        .await
+        .unwrap();
+    assert_refused(&app, &plain, r, 403, "browser_mismatch").await;
+    // Negative control: with the cookie, the next login goes through.
+    let (cookie, response, relay) = login(plain.clone()).await;
+    let value = cookie.split(';').next().unwrap();
+    let form = [
+        ("SAMLResponse", response.as_str()),
+        ("RelayState", relay.as_str()),
+    ];
+    let r = post_form(&plain, format!("{}/saml/acs", app.address), &form)
+        .header("cookie", value)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(sets_session(&r));
 }
 
 #[tokio::test]

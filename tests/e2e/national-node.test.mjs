@@ -49,7 +49,9 @@ async function nodeLogin(page, screen) {
   const card = page.locator('#choice-logingov');
   assert.equal(await card.getAttribute('href'), '/saml/login', 'the card starts the node login here');
   const seen = [];
-  page.on('framenavigated', (f) => { if (f === page.mainFrame()) seen.push(f.url()); });
+  // Navigation requests, redirect hops included (the artifact binding reaches the IdP only
+  // through redirects, which fire no framenavigated).
+  page.on('request', (r) => { if (r.isNavigationRequest() && r.frame() === page.mainFrame()) seen.push(r.url()); });
   await card.click();
   await page.locator(`#${screen}`).waitFor({ state: 'visible', timeout: 30_000 });
   assert.equal(new URL(page.url()).origin, new URL(BASE_URL).origin, 'back on the census-login page');
