@@ -16,7 +16,7 @@
 #
 # Stages: chef (toolchain + cargo-chef) -> planner (recipe.json from the manifests)
 # -> builder (dependencies cooked in their own cached layer, then the crate)
-# -> runtime (distroless, no shell, non-root).
+# -> runtime (distroless, no shell, non-root; plus the SAML libraries, see the builder).
 #
 # Lint: tests/deploy/check.sh (hadolint + build-context checks).
 
@@ -32,6 +32,14 @@ ARG CARGO_CYCLONEDX_VERSION=0.5.9
 # layer that only changes when the dependency set changes, not on every source edit.
 # cargo-auditable embeds the dependency tree into the binary; cargo-cyclonedx writes the
 # SBOM. All three pinned and --locked.
+# The login.gov.pl service provider (cargo feature national-node) links Debian's
+# libxmlsec1 (1.2.37 on bookworm) and libxml2; samael's build script runs bindgen, which
+# needs libclang. Versions follow the base image's Debian release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      pkg-config libxmlsec1-dev libxml2-dev libssl-dev libclang-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}" \
  && cargo install cargo-auditable --locked --version "${CARGO_AUDITABLE_VERSION}" \
  && cargo install cargo-cyclonedx --locked --version "${CARGO_CYCLONEDX_VERSION}" \
@@ -66,7 +74,8 @@ ENV RUSTFLAGS="${RUSTFLAGS}" \
     CARGO_TERM_COLOR=never
 COPY --from=planner /app/recipe.json recipe.json
 # Dependency layer: cached until Cargo.toml/Cargo.lock change.
-RUN cargo chef cook --release --locked --bin census-login --recipe-path recipe.json
+RUN cargo chef cook --release --locked --bin census-login --features national-node \
+      --recipe-path recipe.json
 # The crate itself. src/web is embedded into the binary at build time (rust-embed), so it
 # must be in the build context (see .dockerignore).
 COPY . .
@@ -77,10 +86,21 @@ ARG GIT_COMMIT=unknown
 ENV CENSUS_VERSION="${VERSION}" \
     CENSUS_GIT_COMMIT="${GIT_COMMIT}"
 # cargo auditable build = cargo build plus the dependency list in a .dep-v0 section.
-RUN cargo auditable build --release --locked --bin census-login \
+RUN cargo auditable build --release --locked --bin census-login --features national-node \
  && install -D -m 0555 "target/${CARGO_BUILD_TARGET}/release/census-login" /out/census-login \
- && cargo cyclonedx --format json --spec-version 1.5 --override-filename census-login.cdx \
+ && cargo cyclonedx --format json --spec-version 1.5 --features national-node \
+      --override-filename census-login.cdx \
  && install -D -m 0444 census-login.cdx.json /out/sbom.cdx.json
+# The shared libraries the binary needs beyond distroless cc (glibc, libgcc, libstdc++,
+# OpenSSL): libxmlsec1(-openssl), libxml2, libxslt and theirs (ICU, liblzma, zlib), as
+# the loader resolves them here, copied with their sonames.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN mkdir -p /out/lib \
+ && ldd /out/census-login \
+  | awk '$3 ~ /^\// {print $3}' \
+  | grep -Ev '/(libc|libm|libgcc_s|libssl|libcrypto|libstdc\+\+)\.so' \
+  | xargs -r -I{} cp -L {} /out/lib/ \
+ && test -e /out/lib/libxmlsec1-openssl.so.1
 
 ########################################################################################
 # The SBOM alone: docker build --target sbom --output type=local,dest=. .
@@ -115,6 +135,7 @@ ENV CENSUS_CONFIG_DIR=/etc/census-login \
 # tuning), so RSS is the baseline plus slots x 19 MiB, which the pod's memory limit
 # (k8s deployment.yaml) is sized for.
 COPY --chown=0:0 --chmod=0444 config/production.toml /etc/census-login/production.toml
+COPY --from=builder --chown=0:0 /out/lib/ /usr/lib/x86_64-linux-gnu/
 COPY --from=builder --chown=0:0 /out/census-login /usr/local/bin/census-login
 COPY --from=builder --chown=0:0 /out/sbom.cdx.json /usr/share/doc/census-login/sbom.cdx.json
 

@@ -32,6 +32,89 @@ pub struct Settings {
     pub web: WebSettings,
     pub log: LogSettings,
     pub oidc: OidcSettings,
+    pub national_node: NationalNodeSettings,
+}
+
+/// login.gov.pl, the national node (API.md; docs/national-node.md). Needs a
+/// build with the cargo feature `national-node` when enabled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NationalNodeSettings {
+    pub enabled: bool,
+    /// `None`: `server.public_origin` + `/saml/metadata`.
+    pub sp_entity_id: Option<String>,
+    pub idp_metadata_file: Option<PathBuf>,
+    /// PEM; its key is `secrets.saml_sp_key`. Signs requests.
+    pub sp_certificate_file: Option<PathBuf>,
+    /// Extension: PEM of the key the node encrypts assertions to
+    /// (`secrets.saml_sp_encryption_key`); unset = none published, and
+    /// encrypted assertions are refused.
+    pub sp_encryption_certificate_file: Option<PathBuf>,
+    pub min_loa: String,
+    /// Extension: tolerated clock difference with the node.
+    #[serde(with = "humantime_serde")]
+    pub clock_skew: Duration,
+    /// Extension: how long a sent request waits for its response.
+    #[serde(with = "humantime_serde")]
+    pub request_ttl: Duration,
+    /// Extension: bound of the back-channel artifact resolution.
+    #[serde(with = "humantime_serde")]
+    pub artifact_timeout: Duration,
+}
+
+impl NationalNodeSettings {
+    pub fn sp_entity_id(&self, server: &ServerSettings) -> String {
+        self.sp_entity_id.clone().unwrap_or_else(|| {
+            format!(
+                "{}/saml/metadata",
+                server.public_origin.trim_end_matches('/')
+            )
+        })
+    }
+
+    fn check(&self, secrets: &SecretSettings) -> Result<(), (&'static str, String)> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if !cfg!(feature = "national-node") {
+            return Err((
+                "national_node.enabled",
+                "this build has no SAML support: build with `cargo build --release --features national-node` (needs Debian libxmlsec1-dev libxml2-dev libssl-dev pkg-config libclang-dev)".into(),
+            ));
+        }
+        if self.idp_metadata_file.is_none() {
+            return Err((
+                "national_node.idp_metadata_file",
+                "required when enabled".into(),
+            ));
+        }
+        if self.sp_certificate_file.is_none() {
+            return Err((
+                "national_node.sp_certificate_file",
+                "required when enabled".into(),
+            ));
+        }
+        if secrets.saml_sp_key.is_none() {
+            return Err((
+                "secrets.saml_sp_key",
+                "required when national_node.enabled (or CENSUS__SECRETS__SAML_SP_KEY_FILE)".into(),
+            ));
+        }
+        if self.sp_encryption_certificate_file.is_some() != secrets.saml_sp_encryption_key.is_some()
+        {
+            return Err((
+                "national_node.sp_encryption_certificate_file",
+                "set together with secrets.saml_sp_encryption_key, or neither".into(),
+            ));
+        }
+        if crate::domain::Loa::parse(&self.min_loa).is_none() {
+            return Err((
+                "national_node.min_loa",
+                "one of http://eidas.europa.eu/LoA/low, …/substantial, …/high".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -178,6 +261,13 @@ pub struct SecretSettings {
     /// PEM: one or more EC P-256 private keys; the first signs ID tokens.
     pub oidc_signing_keys: Option<SecretString>,
     pub oidc_signing_keys_file: Option<PathBuf>,
+    /// PEM: the SAML SP's private key (signs AuthnRequest, ArtifactResolve).
+    pub saml_sp_key: Option<SecretString>,
+    pub saml_sp_key_file: Option<PathBuf>,
+    /// PEM: the key assertions are encrypted to (RSA; with
+    /// `national_node.sp_encryption_certificate_file`).
+    pub saml_sp_encryption_key: Option<SecretString>,
+    pub saml_sp_encryption_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,6 +472,9 @@ impl Settings {
                 );
             }
         }
+        if let Err((key, why)) = self.national_node.check(&self.secrets) {
+            return bad(key, &why);
+        }
         if let (Some(open), Some(close)) = (self.census.opens_at, self.census.closes_at)
             && open >= close
         {
@@ -437,6 +530,16 @@ impl SecretSettings {
             && let Some(path) = &self.oidc_signing_keys_file
         {
             self.oidc_signing_keys = Some(read("secrets.oidc_signing_keys_file", path)?);
+        }
+        if self.saml_sp_key.is_none()
+            && let Some(path) = &self.saml_sp_key_file
+        {
+            self.saml_sp_key = Some(read("secrets.saml_sp_key_file", path)?);
+        }
+        if self.saml_sp_encryption_key.is_none()
+            && let Some(path) = &self.saml_sp_encryption_key_file
+        {
+            self.saml_sp_encryption_key = Some(read("secrets.saml_sp_encryption_key_file", path)?);
         }
         Ok(())
     }
@@ -639,6 +742,57 @@ mod tests {
             jail.set_env("CENSUS__SECRETS__REDIS_PASSWORD_FILE", "/nonexistent/pw");
             let err = load_in(jail).unwrap_err().to_string();
             assert!(err.contains("secrets.redis_password_file"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[cfg(not(feature = "national-node"))]
+    #[test]
+    fn enabling_the_national_node_without_the_feature_says_how_to_build() {
+        Jail::expect_with(|jail| {
+            jail.set_env("CENSUS__NATIONAL_NODE__ENABLED", "true");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(
+                err.contains("national_node.enabled") && err.contains("--features national-node"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[cfg(feature = "national-node")]
+    #[test]
+    fn the_national_node_needs_its_files_keys_and_a_known_loa() {
+        Jail::expect_with(|jail| {
+            assert!(!load_in(jail).unwrap().national_node.enabled);
+            jail.set_env("CENSUS__NATIONAL_NODE__ENABLED", "true");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("national_node.idp_metadata_file"), "{err}");
+            jail.set_env("CENSUS__NATIONAL_NODE__IDP_METADATA_FILE", "/md.xml");
+            jail.set_env("CENSUS__NATIONAL_NODE__SP_CERTIFICATE_FILE", "/sp.crt");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("secrets.saml_sp_key"), "{err}");
+            jail.set_env("CENSUS__SECRETS__SAML_SP_KEY", "pem");
+            jail.set_env(
+                "CENSUS__NATIONAL_NODE__SP_ENCRYPTION_CERTIFICATE_FILE",
+                "/enc.crt",
+            );
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("sp_encryption_certificate_file"), "{err}");
+            jail.set_env("CENSUS__SECRETS__SAML_SP_ENCRYPTION_KEY", "pem");
+            jail.set_env("CENSUS__NATIONAL_NODE__MIN_LOA", "substantial");
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("national_node.min_loa"), "{err}");
+            jail.set_env(
+                "CENSUS__NATIONAL_NODE__MIN_LOA",
+                "http://eidas.europa.eu/LoA/high",
+            );
+            let s = load_in(jail).unwrap();
+            assert_eq!(
+                s.national_node.sp_entity_id(&s.server),
+                "http://localhost:8080/saml/metadata"
+            );
+            assert!(!format!("{s:?}").contains("pem\""), "secrets do not print");
             Ok(())
         });
     }

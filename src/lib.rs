@@ -14,6 +14,7 @@ pub mod oidc;
 pub mod problem_code;
 pub mod rate_limit;
 pub mod registry;
+pub mod saml;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

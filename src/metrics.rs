@@ -33,6 +33,11 @@ pub const STORE_OPERATIONS: &[&str] = &[
     "authorization_request",
     "put_grant",
     "use_grant",
+    "put_saml_request",
+    "take_saml_request",
+    "claim_saml_assertion",
+    "open_node_session",
+    "reclaim_account",
 ];
 
 pub struct Metrics {
@@ -54,6 +59,7 @@ pub struct Metrics {
     pub oidc_codes_issued: IntCounter,
     pub oidc_codes_redeemed: IntCounter,
     pub oidc_refused: IntCounterVec,
+    pub saml_refused: IntCounterVec,
 }
 
 /// `reason` values of `census_oidc_refused_total` (bounded: see `crate::oidc`).
@@ -216,6 +222,11 @@ impl Metrics {
                 "OpenID Connect requests refused, by reason.",
                 &["reason"],
             ),
+            saml_refused: counter_vec(
+                "census_saml_refused_total",
+                "login.gov.pl responses (and login starts) refused, by reason.",
+                &["reason"],
+            ),
             registry: r,
         };
         metrics.touch_known_labels();
@@ -272,6 +283,9 @@ impl Metrics {
         }
         for reason in OIDC_REFUSAL_REASONS {
             self.oidc_refused.with_label_values(&[reason]);
+        }
+        for r in crate::saml::Refusal::ALL {
+            self.saml_refused.with_label_values(&[r.label()]);
         }
     }
 

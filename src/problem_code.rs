@@ -22,6 +22,7 @@ pub enum ProblemCode {
     PeselReserved,
     OriginNotAllowed,
     PasswordAlreadyDefined,
+    ReclaimNotAllowed,
     AccountLocked,
     RateLimited,
     Overloaded,
@@ -53,6 +54,7 @@ impl ProblemCode {
         Self::PeselReserved,
         Self::OriginNotAllowed,
         Self::PasswordAlreadyDefined,
+        Self::ReclaimNotAllowed,
         Self::AccountLocked,
         Self::RateLimited,
         Self::Overloaded,
@@ -79,6 +81,7 @@ impl ProblemCode {
             Self::PeselReserved => "pesel_reserved",
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::PasswordAlreadyDefined => "password_already_defined",
+            Self::ReclaimNotAllowed => "reclaim_not_allowed",
             Self::AccountLocked => "account_locked",
             Self::RateLimited => "rate_limited",
             Self::Overloaded => "overloaded",
@@ -105,6 +108,7 @@ impl ProblemCode {
             Self::PeselReserved => 403,
             Self::OriginNotAllowed => 403,
             Self::PasswordAlreadyDefined => 409,
+            Self::ReclaimNotAllowed => 403,
             Self::AccountLocked => 423,
             Self::RateLimited => 429,
             Self::Overloaded => 503,
@@ -244,6 +248,16 @@ impl ProblemCode {
                 en: (
                     "Password already defined",
                     "A password has already been defined for this PESEL. Please log in.",
+                ),
+            },
+            Self::ReclaimNotAllowed => Texts {
+                pl: (
+                    "Odzyskanie konta niedostępne",
+                    "Konto można odzyskać tylko w ciągu 5 minut od zalogowania przez login.gov.pl. Zaloguj się przez login.gov.pl ponownie.",
+                ),
+                en: (
+                    "Reclaim not allowed",
+                    "An account can be reclaimed only within 5 minutes of a login through login.gov.pl. Please log in through login.gov.pl again.",
                 ),
             },
             Self::AccountLocked => Texts {

@@ -47,6 +47,8 @@ pub enum StartupError {
     AdminTokens(String),
     #[error("registry seed file {path}: {reason}")]
     Seed { path: String, reason: String },
+    #[error("login.gov.pl: {0}")]
+    Saml(String),
 }
 
 /// Which clocks decide. Production: the wall clock for the service, and the
@@ -255,6 +257,10 @@ fn auth_settings(settings: &Settings) -> AuthSettings {
         refuse_reserved: settings.registry.refuse_reserved,
         retain_until: crate::auth::admin::retain_until(closes_at, ms(settings.census.retention)),
         shed_delay: settings.password.shed_delay,
+        // Checked at start-up when enabled; the strictest level otherwise.
+        node_min_loa: crate::domain::Loa::parse(&settings.national_node.min_loa)
+            .unwrap_or(crate::domain::Loa::High),
+        node_request_ttl: ms(settings.national_node.request_ttl),
     }
 }
 
@@ -308,6 +314,7 @@ impl Application {
             settings.secrets.admin_tokens_file.as_deref(),
         )
         .map_err(StartupError::AdminTokens)?;
+        let saml = national_node(&settings)?;
         let state = web::Data::new(AppState {
             auth,
             metrics,
@@ -318,6 +325,7 @@ impl Application {
             readiness: readiness.clone(),
             oidc,
             admin_tokens: Arc::new(admin_tokens),
+            saml,
         });
 
         let bind = |what: &'static str, addr: std::net::SocketAddr| {
@@ -358,6 +366,14 @@ impl Application {
                         .configure(|cfg| {
                             routes::register(cfg, crate::oidc::COOKIE_PATH, &routes::oidc())
                         })
+                        .default_service(web::to(http::not_found)),
+                )
+                // login.gov.pl: the node's cross-site form posts (256 KiB).
+                .service(
+                    web::scope("/saml")
+                        .app_data(web::PayloadConfig::new(256 * 1024))
+                        .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                        .configure(|cfg| routes::register(cfg, "/saml", &routes::saml()))
                         .default_service(web::to(http::not_found)),
                 )
                 .route("/", get_or_head().to(web_assets::index))
@@ -443,6 +459,26 @@ impl Application {
         let (a, b) = tokio::join!(self.public, self.admin);
         a.and(b)
     }
+}
+
+/// The login.gov.pl service provider when `national_node.enabled` (the
+/// configuration refused `enabled` in a build without the feature).
+fn national_node(
+    settings: &Settings,
+) -> Result<Option<Arc<crate::saml::ServiceProvider>>, StartupError> {
+    if !settings.national_node.enabled {
+        return Ok(None);
+    }
+    #[cfg(feature = "national-node")]
+    {
+        crate::saml::ServiceProvider::from_settings(settings)
+            .map(|sp| Some(Arc::new(sp)))
+            .map_err(StartupError::Saml)
+    }
+    #[cfg(not(feature = "national-node"))]
+    Err(StartupError::Saml(
+        "this build has no SAML support: build with `--features national-node`".into(),
+    ))
 }
 
 /// Background work of one application; every task ends with the runtime.

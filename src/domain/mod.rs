@@ -1,6 +1,7 @@
 //! Pure domain rules of RULES.md: no I/O, no clock, no HTTP. Each rule lives
 //! in the file named after it.
 
+pub mod loa;
 pub mod lockout;
 pub mod maiden_name;
 pub mod no_pesel;
@@ -9,6 +10,7 @@ pub mod pesel;
 pub mod rate_limit;
 pub mod window;
 
+pub use loa::Loa;
 pub use lockout::{LockState, LockoutPolicy, Millis, Outcome, Reservation};
 pub use maiden_name::MaidenName;
 pub use password::{LoginPassword, NewPassword, PasswordViolation};

@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod problem;
 pub mod public;
 pub mod routes;
+pub mod saml;
 pub mod web_assets;
 
 use crate::auth::AuthService;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub oidc: Arc<crate::oidc::Provider>,
     /// Who may use `/admin/v1`, and their audit names.
     pub admin_tokens: Arc<crate::admin_tokens::AdminTokens>,
+    /// login.gov.pl, when `national_node.enabled` (and built with the feature).
+    pub saml: Option<Arc<crate::saml::ServiceProvider>>,
 }
 
 /// What `/readyz` needs besides a store ping.

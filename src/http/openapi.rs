@@ -26,10 +26,15 @@ use utoipa::{PartialSchema, ToSchema};
 
 /// The public listener's document: `/api/v1`, discovery and `/oidc`.
 pub fn public_doc() -> OpenApi {
-    let endpoints: Vec<Endpoint> = [routes::api(), routes::discovery(), routes::oidc()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let endpoints: Vec<Endpoint> = [
+        routes::api(),
+        routes::discovery(),
+        routes::oidc(),
+        routes::saml(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut doc = build(
         "census-login public API",
         "The login page's JSON API (`/api/v1`) and the OpenID Connect provider. \
@@ -353,6 +358,7 @@ fn public_schemas() -> Vec<(String, RefOr<Schema>)> {
         schema_of::<public::PeselCheckResult>(),
         schema_of::<public::DefineBody>(),
         schema_of::<public::LoginBody>(),
+        schema_of::<public::ReclaimBody>(),
         schema_of::<public::SessionBody>(),
         schema_of::<public::NoPeselBody>(),
         schema_of::<public::NoPeselAccepted>(),
@@ -360,6 +366,7 @@ fn public_schemas() -> Vec<(String, RefOr<Schema>)> {
         schema_of::<oidc::RedirectTo>(),
         schema_of::<oidc::AuthorizeParams>(),
         schema_of::<oidc::EndSessionParams>(),
+        schema_of::<super::saml::AcsForm>(),
         schema_of::<OpenIdConfiguration>(),
         schema_of::<JwkSet>(),
         schema_of::<Jwk>(),

@@ -100,7 +100,7 @@ impl TextParams {
         }
     }
 
-    fn fill(&self, template: &str, retry_after: Option<u64>) -> String {
+    pub fn fill(&self, template: &str, retry_after: Option<u64>) -> String {
         let mut text = template
             .replace("{helpline}", &self.helpline)
             .replace("{days}", &self.window_days.to_string())

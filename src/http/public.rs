@@ -59,7 +59,10 @@ pub struct NoPeselBody {
     pub message: Option<String>,
 }
 
-/// Session body of API.md (RFC 3339, UTC).
+/// Session body of API.md (RFC 3339, UTC), with the extensions of
+/// docs/national-node.md: how the person authenticated, and for a
+/// login.gov.pl session whether a password exists and until when a reclaim
+/// is allowed.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionBody {
@@ -69,6 +72,35 @@ pub struct SessionBody {
     window_ends_at: String,
     #[schema(format = DateTime)]
     expires_at: String,
+    /// `urn:census:acr:password` or `urn:census:acr:login.gov.pl`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<String>,
+    /// login.gov.pl sessions only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password_defined: Option<bool>,
+    /// login.gov.pl sessions only: 5 minutes after the node authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    reclaim_until: Option<String>,
+}
+
+impl From<&crate::auth::node::SessionView> for SessionBody {
+    fn from(v: &crate::auth::node::SessionView) -> Self {
+        let mut body = SessionBody::from(&v.record);
+        body.acr = v.acr.clone();
+        body.password_defined = v.password_defined;
+        body.reclaim_until = v.reclaim_until.map(rfc3339);
+        body
+    }
+}
+
+/// `POST /api/v1/account/reclaim`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({"password": "Spis2021Ok", "passwordRepeat": "Spis2021Ok"}))]
+pub struct ReclaimBody {
+    pub password: String,
+    pub password_repeat: String,
 }
 
 /// `POST /api/v1/pesel/check`: structure only, no registry look-up.
@@ -105,6 +137,9 @@ pub struct Meta {
     base_block_seconds: u64,
     login_gov_url: String,
     form_url: String,
+    /// Whether the login.gov.pl card starts a node login (`loginGovUrl` is
+    /// then `/saml/login`) or is a plain link.
+    national_node: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -130,6 +165,9 @@ impl From<&SessionRecord> for SessionBody {
             first_login_at: rfc3339(r.first_login_at),
             window_ends_at: rfc3339(r.window_ends_at),
             expires_at: rfc3339(r.expires_at),
+            acr: None,
+            password_defined: None,
+            reclaim_until: None,
         }
     }
 }
@@ -161,9 +199,11 @@ fn with_session(
     mut res: actix_web::HttpResponseBuilder,
     grant: SessionGrant,
 ) -> HttpResponse {
+    let mut body = SessionBody::from(&grant.record);
+    body.acr = Some(crate::auth::node::password_acr().to_owned());
     res.cookie(session_cookie(state, grant.cookie_value.clone()))
         .cookie(op_cookie(state, grant.cookie_value))
-        .json(SessionBody::from(&grant.record))
+        .json(body)
 }
 
 #[utoipa::path(
@@ -274,12 +314,41 @@ pub async fn session(
     req: HttpRequest,
 ) -> Result<HttpResponse, Problem> {
     let cookie = req.cookie(COOKIE_NAME);
-    let record = state
+    let view = state
         .auth
-        .session(cookie.as_ref().map(|c| c.value()))
+        .session_view(cookie.as_ref().map(|c| c.value()))
         .await
         .map_err(|e| ctx.problem(e))?;
-    Ok(HttpResponse::Ok().json(SessionBody::from(&record)))
+    Ok(HttpResponse::Ok().json(SessionBody::from(&view)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/account/reclaim",
+    tag = "login",
+    operation_id = "reclaim",
+    security(("session" = [])),
+    request_body(content = ReclaimBody, content_type = "application/json"),
+    responses((status = 200, description = "Reclaimed: any earlier password replaced, every other session ended, failures and locks cleared (RULES.md).", body = SessionBody)),
+)]
+pub async fn reclaim(
+    state: web::Data<AppState>,
+    ctx: Ctx,
+    req: HttpRequest,
+    body: web::Json<JsonObject<ReclaimBody>>,
+) -> Result<HttpResponse, Problem> {
+    let JsonObject(b) = body.into_inner();
+    let cookie = req.cookie(COOKIE_NAME);
+    let view = state
+        .auth
+        .reclaim(
+            cookie.as_ref().map(|c| c.value()),
+            &b.password,
+            &b.password_repeat,
+        )
+        .await
+        .map_err(|e| ctx.problem(e))?;
+    Ok(HttpResponse::Ok().json(SessionBody::from(&view)))
 }
 
 #[utoipa::path(
@@ -363,8 +432,13 @@ pub fn meta_json(settings: &crate::config::Settings) -> String {
         },
         max_failures: s.lockout.max_failures,
         base_block_seconds: secs,
-        login_gov_url: s.web.login_gov_url.clone(),
+        login_gov_url: if s.national_node.enabled {
+            "/saml/login".to_owned()
+        } else {
+            s.web.login_gov_url.clone()
+        },
         form_url: s.web.form_url.clone(),
+        national_node: s.national_node.enabled,
     };
     serde_json::to_string(&meta).unwrap_or_default()
 }

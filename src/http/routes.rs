@@ -6,7 +6,7 @@
 //! `/assets/…`) are registered in `startup` by hand and are not API.
 
 use super::problem::{Lang, Problem};
-use super::{admin, oidc, public};
+use super::{admin, oidc, public, saml};
 use crate::problem_code::ProblemCode::{self, *};
 use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
@@ -195,6 +195,15 @@ pub fn api() -> Vec<Endpoint> {
             |r| r.to(public::logout),
             &[NotAuthenticated, StoreUnavailable],
         )),
+        post(Endpoint::of::<public::__path_reclaim>(
+            |r| r.to(public::reclaim),
+            &[
+                JSON.as_slice(),
+                &[ValidationFailed, NotAuthenticated, ReclaimNotAllowed],
+                &[Overloaded, StoreUnavailable],
+            ]
+            .concat(),
+        )),
         post(
             Endpoint::of::<public::__path_no_pesel_request>(
                 |r| r.to(public::no_pesel_request),
@@ -238,6 +247,18 @@ pub fn oidc() -> Vec<Endpoint> {
         Endpoint::of::<oidc::__path_userinfo>(|r| r.to(oidc::userinfo), &[]),
         Endpoint::of::<oidc::__path_end_session>(|r| r.to(oidc::end_session), &[]),
         Endpoint::of::<oidc::__path_end_session_form>(|r| r.to(oidc::end_session_form), &[]),
+    ]
+}
+
+/// `/saml/*`: login.gov.pl. Navigations and the node's form posts: HTML
+/// pages, not problem details, except the rate limit of `/saml/login` (each
+/// start stores a request).
+pub fn saml() -> Vec<Endpoint> {
+    vec![
+        Endpoint::of::<saml::__path_metadata>(|r| r.to(saml::metadata), &[]),
+        Endpoint::of::<saml::__path_login>(|r| r.to(saml::login), &[]).limited(),
+        Endpoint::of::<saml::__path_acs_post>(|r| r.to(saml::acs_post), &[]),
+        Endpoint::of::<saml::__path_acs_artifact>(|r| r.to(saml::acs_artifact), &[]),
     ]
 }
 

@@ -3,8 +3,8 @@
 
 use super::{
     AccountStatus, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage, NoPeselQuery,
-    RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord, Settle, Settled, Store,
-    StoreError, StoredNoPeselRequest,
+    NodeSession, RateBalance, RatePolicy, RateTake, Reclaimed, RegistryRecord, SessionRecord,
+    SessionSpec, Settle, Settled, Store, StoreError, StoredNoPeselRequest,
 };
 use crate::clock::Millis;
 use crate::domain::lockout::LockoutPolicy;
@@ -252,5 +252,62 @@ impl Store for Instrumented {
     ) -> Result<GrantLookup, StoreError> {
         self.observe("use_grant", self.inner.use_grant(key, kind, grant_hash))
             .await
+    }
+
+    async fn put_saml_request(
+        &self,
+        id_hash: &[u8; 32],
+        state: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        self.observe(
+            "put_saml_request",
+            self.inner.put_saml_request(id_hash, state, ttl),
+        )
+        .await
+    }
+
+    async fn take_saml_request(&self, id_hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        self.observe("take_saml_request", self.inner.take_saml_request(id_hash))
+            .await
+    }
+
+    async fn claim_saml_assertion(
+        &self,
+        id_hash: &[u8; 32],
+        ttl: Millis,
+    ) -> Result<bool, StoreError> {
+        self.observe(
+            "claim_saml_assertion",
+            self.inner.claim_saml_assertion(id_hash, ttl),
+        )
+        .await
+    }
+
+    async fn open_node_session(
+        &self,
+        key: &PeselKey,
+        session: &SessionSpec,
+    ) -> Result<NodeSession, StoreError> {
+        self.observe(
+            "open_node_session",
+            self.inner.open_node_session(key, session),
+        )
+        .await
+    }
+
+    async fn reclaim_account(
+        &self,
+        key: &PeselKey,
+        generation: u64,
+        password_phc: &str,
+        keep_session: &[u8; 32],
+    ) -> Result<Reclaimed, StoreError> {
+        self.observe(
+            "reclaim_account",
+            self.inner
+                .reclaim_account(key, generation, password_phc, keep_session),
+        )
+        .await
     }
 }

@@ -9,8 +9,9 @@
 
 use super::{
     AccountRecord, AccountStatus, Begin, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage,
-    NoPeselQuery, PasswordWrite, RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord,
-    Settle, Settled, Store, StoreError, StoredNoPeselRequest,
+    NoPeselQuery, NodeSession, PasswordWrite, RateBalance, RatePolicy, RateTake, Reclaimed,
+    RegistryRecord, SessionRecord, SessionSpec, Settle, Settled, Store, StoreError,
+    StoredNoPeselRequest,
 };
 use crate::clock::Millis;
 use crate::clock::{Clock, SystemClock};
@@ -51,6 +52,9 @@ struct State {
     session_facts: HashMap<(PeselKey, [u8; 32]), (String, Instant)>,
     authz_requests: HashMap<[u8; 32], (String, Instant)>,
     grants: HashMap<(PeselKey, GrantKind, [u8; 32]), MemGrant>,
+    /// login.gov.pl: requests sent, and assertion IDs seen.
+    saml_requests: HashMap<[u8; 32], (String, Instant)>,
+    saml_assertions: HashMap<[u8; 32], Instant>,
 }
 
 struct MemGrant {
@@ -527,5 +531,123 @@ impl Store for MemoryStore {
             return Ok(GrantLookup::SessionEnded);
         }
         Ok(GrantLookup::Found(grant.sealed))
+    }
+
+    async fn put_saml_request(
+        &self,
+        id_hash: &[u8; 32],
+        state: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        let mut st = self.state();
+        prune(&mut st.saml_requests, |v| v.1);
+        st.saml_requests
+            .insert(*id_hash, (state.to_owned(), expiry(ttl)));
+        Ok(())
+    }
+
+    async fn take_saml_request(&self, id_hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        let mut st = self.state();
+        Ok(st
+            .saml_requests
+            .remove(id_hash)
+            .filter(|(_, exp)| *exp > Instant::now())
+            .map(|(v, _)| v))
+    }
+
+    async fn claim_saml_assertion(
+        &self,
+        id_hash: &[u8; 32],
+        ttl: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.state();
+        prune(&mut st.saml_assertions, |v| *v);
+        let now = Instant::now();
+        if st
+            .saml_assertions
+            .get(id_hash)
+            .is_some_and(|exp| *exp > now)
+        {
+            return Ok(false);
+        }
+        st.saml_assertions.insert(*id_hash, expiry(ttl));
+        Ok(true)
+    }
+
+    async fn open_node_session(
+        &self,
+        key: &PeselKey,
+        spec: &SessionSpec,
+    ) -> Result<NodeSession, StoreError> {
+        let mut state = self.state();
+        let now = self.clock.now();
+        let Some(account) = state.accounts.get_mut(key).filter(|a| a.registered()) else {
+            return Ok(NodeSession::Unregistered);
+        };
+        let password_defined = account.password_phc.is_some();
+        let first_login = *account.first_login_at.get_or_insert(now);
+        let ends = window_end(first_login, spec.window, spec.closes_at);
+        let mut session = None;
+        if ends > now {
+            let expires = session_expiry(now, spec.idle, ends);
+            state
+                .sessions
+                .insert((*key, spec.token_hash), (first_login, ends, expires));
+            state
+                .sessions_of
+                .entry(*key)
+                .or_default()
+                .insert(spec.token_hash);
+            session = Some(SessionRecord {
+                first_login_at: first_login,
+                window_ends_at: ends,
+                expires_at: expires,
+            });
+        }
+        Ok(NodeSession::Opened {
+            now,
+            password_defined,
+            session,
+        })
+    }
+
+    async fn reclaim_account(
+        &self,
+        key: &PeselKey,
+        generation: u64,
+        password_phc: &str,
+        keep_session: &[u8; 32],
+    ) -> Result<Reclaimed, StoreError> {
+        let mut state = self.state();
+        let account = state.accounts.entry(*key).or_default();
+        if account.generation != generation {
+            return Ok(Reclaimed::Superseded);
+        }
+        account.generation += 1;
+        let had_password = account
+            .password_phc
+            .replace(password_phc.to_owned())
+            .is_some();
+        let others: Vec<[u8; 32]> = state
+            .sessions_of
+            .get(key)
+            .map(|set| set.iter().filter(|t| *t != keep_session).copied().collect())
+            .unwrap_or_default();
+        for token in others {
+            state.sessions.remove(&(*key, token));
+            if let Some(set) = state.sessions_of.get_mut(key) {
+                set.remove(&token);
+            }
+        }
+        // Failures and locks go, as the helpline's unlock does; attempts in
+        // flight keep their reservations (they settle as superseded).
+        if let Some(lock) = state.locks.get_mut(key) {
+            let pending = std::mem::take(&mut lock.pending);
+            *lock = LockState {
+                pending,
+                ..LockState::default()
+            };
+        }
+        Ok(Reclaimed::Done { had_password })
     }
 }

@@ -210,6 +210,30 @@ pub enum GrantLookup {
     GenerationMoved,
 }
 
+/// What a node login (login.gov.pl) found and did: see [`Store::open_node_session`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeSession {
+    /// The PESEL is not in the registry: nothing was written.
+    Unregistered,
+    /// The first login is set (if it was not), and the session created unless
+    /// the window has ended (`session` is `None` then).
+    Opened {
+        now: Millis,
+        password_defined: bool,
+        session: Option<SessionRecord>,
+    },
+}
+
+/// What a reclaim did: see [`Store::reclaim_account`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reclaimed {
+    /// The password replaced; `had_password` tells whether there was one.
+    Done { had_password: bool },
+    /// The account moved on (a reset or another reclaim) since `generation`
+    /// was read: nothing was written.
+    Superseded,
+}
+
 /// At most this many no-PESEL requests are listed at once.
 pub const NO_PESEL_LIST_LIMIT: usize = 1000;
 
@@ -368,6 +392,51 @@ pub trait Store: Send + Sync + 'static {
         kind: GrantKind,
         grant_hash: &[u8; 32],
     ) -> Result<GrantLookup, StoreError>;
+
+    // ---- login.gov.pl (`crate::saml`, `crate::auth::node`). Single keys
+    // each, so any of them works on Redis Cluster.
+
+    /// Files an `AuthnRequest` this service sent (by the hash of its ID), with
+    /// the sealed state the response will need; expires after `ttl`.
+    async fn put_saml_request(
+        &self,
+        id_hash: &[u8; 32],
+        state: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// Takes a filed request: found once, then gone (single-use on every replica).
+    async fn take_saml_request(&self, id_hash: &[u8; 32]) -> Result<Option<String>, StoreError>;
+
+    /// Claims an assertion ID for `ttl`: `false` when it was claimed before
+    /// (a replay), on whichever replica.
+    async fn claim_saml_assertion(
+        &self,
+        id_hash: &[u8; 32],
+        ttl: Millis,
+    ) -> Result<bool, StoreError>;
+
+    /// A node login: a first login like any other (sets the first login if
+    /// absent and creates the session unless the window has ended), with the
+    /// lockout neither consulted nor changed. Refused for a PESEL that is not
+    /// in the registry.
+    async fn open_node_session(
+        &self,
+        key: &PeselKey,
+        session: &SessionSpec,
+    ) -> Result<NodeSession, StoreError>;
+
+    /// Reclaim (RULES.md): only if the account is still at `generation`,
+    /// replaces any password with `password_phc`, ends every session but
+    /// `keep_session`, clears failures and locks, and moves the generation on
+    /// (like a reset, so grants and attempts begun before it die). One step.
+    async fn reclaim_account(
+        &self,
+        key: &PeselKey,
+        generation: u64,
+        password_phc: &str,
+        keep_session: &[u8; 32],
+    ) -> Result<Reclaimed, StoreError>;
 }
 
 /// How far a session's sliding expiry must move before it is written: a

@@ -47,8 +47,9 @@
 
 use super::{
     AccountRecord, AccountStatus, Begin, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage,
-    NoPeselQuery, PasswordWrite, RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord,
-    Settle, Settled, Store, StoreError, StoredNoPeselRequest,
+    NoPeselQuery, NodeSession, PasswordWrite, RateBalance, RatePolicy, RateTake, Reclaimed,
+    RegistryRecord, SessionRecord, SessionSpec, Settle, Settled, Store, StoreError,
+    StoredNoPeselRequest,
 };
 use crate::clock::Clock;
 use crate::clock::Millis;
@@ -105,6 +106,16 @@ const NO_PESEL_ALL: &str = "census:{nopesel}:all";
 const NO_PESEL_OPEN: &str = "census:{nopesel}:open";
 const NO_PESEL_REQ: &str = "census:{nopesel}:req";
 static PUT_GRANT: LazyLock<Script> = script!("lua/put_grant.lua");
+static NODE_SESSION: LazyLock<Script> = script!(timed "lua/node_session.lua");
+static RECLAIM: LazyLock<Script> = script!("lua/reclaim_account.lua");
+
+fn saml_request_key(id_hash: &[u8; 32]) -> String {
+    format!("census:saml:rq:{}", hex::encode(id_hash))
+}
+
+fn saml_assertion_key(id_hash: &[u8; 32]) -> String {
+    format!("census:saml:as:{}", hex::encode(id_hash))
+}
 static USE_GRANT: LazyLock<Script> = script!("lua/use_grant.lua");
 
 fn grant_suffix(kind: GrantKind, hash: &[u8; 32]) -> String {
@@ -1121,6 +1132,104 @@ impl Store for RedisStore {
             "generation" => Ok(GrantLookup::GenerationMoved),
             other => Err(StoreError::Corrupt(format!("grant status {other}"))),
         }
+    }
+
+    async fn put_saml_request(
+        &self,
+        id_hash: &[u8; 32],
+        state: &str,
+        ttl: Millis,
+    ) -> Result<(), StoreError> {
+        self.set_px(saml_request_key(id_hash), state, ttl).await
+    }
+
+    async fn take_saml_request(&self, id_hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        let k = saml_request_key(id_hash);
+        self.run(|mut c| async move {
+            ::redis::cmd("GETDEL")
+                .arg(k)
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn claim_saml_assertion(
+        &self,
+        id_hash: &[u8; 32],
+        ttl: Millis,
+    ) -> Result<bool, StoreError> {
+        let k = saml_assertion_key(id_hash);
+        let set: Option<String> = self
+            .run(|mut c| async move {
+                ::redis::cmd("SET")
+                    .arg(k)
+                    .arg("1")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.max(1))
+                    .query_async(&mut c)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn open_node_session(
+        &self,
+        key: &PeselKey,
+        spec: &SessionSpec,
+    ) -> Result<NodeSession, StoreError> {
+        let mut inv = NODE_SESSION.prepare_invoke();
+        inv.key(Self::key(key, "acct"))
+            .key(Self::key(key, "ss"))
+            .key(Self::session_key(key, &spec.token_hash))
+            .arg(self.now_arg())
+            .arg(hex::encode(spec.token_hash))
+            .arg(spec.idle)
+            .arg(spec.window)
+            .arg(spec.closes_at.unwrap_or(-1));
+        let (status, pw, fl, we, exp, now): (String, i64, i64, i64, i64, i64) =
+            self.invoke_waiting(inv).await?;
+        match status.as_str() {
+            "unregistered" => Ok(NodeSession::Unregistered),
+            "opened" => Ok(NodeSession::Opened {
+                now,
+                password_defined: pw == 1,
+                session: (exp > 0).then_some(SessionRecord {
+                    first_login_at: fl,
+                    window_ends_at: we,
+                    expires_at: exp,
+                }),
+            }),
+            other => Err(StoreError::Corrupt(format!("node session status {other}"))),
+        }
+    }
+
+    async fn reclaim_account(
+        &self,
+        key: &PeselKey,
+        generation: u64,
+        password_phc: &str,
+        keep_session: &[u8; 32],
+    ) -> Result<Reclaimed, StoreError> {
+        let mut inv = RECLAIM.prepare_invoke();
+        inv.key(Self::key(key, "acct"))
+            .key(Self::key(key, "ss"))
+            .key(Self::key(key, "lock"))
+            .arg(generation)
+            .arg(password_phc)
+            .arg(Self::key(key, "s:"))
+            .arg(hex::encode(keep_session));
+        let had: i64 = self.invoke_waiting(inv).await?;
+        Ok(match had {
+            -1 => Reclaimed::Superseded,
+            h => Reclaimed::Done {
+                had_password: h == 1,
+            },
+        })
     }
 }
 

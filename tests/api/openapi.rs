@@ -18,6 +18,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("post", "/api/v1/login"),
     ("get", "/api/v1/session"),
     ("post", "/api/v1/logout"),
+    ("post", "/api/v1/account/reclaim"),
     ("post", "/api/v1/no-pesel-requests"),
     ("get", "/api/v1/authorization-requests/{id}"),
     ("post", "/api/v1/authorization-requests/{id}/continue"),
@@ -32,6 +33,10 @@ const PUBLIC: &[(&str, &str)] = &[
     ("post", "/oidc/userinfo"),
     ("get", "/oidc/logout"),
     ("post", "/oidc/logout"),
+    ("get", "/saml/metadata"),
+    ("get", "/saml/login"),
+    ("post", "/saml/acs"),
+    ("get", "/saml/acs"),
 ];
 
 const ADMIN: &[(&str, &str)] = &[
@@ -51,6 +56,7 @@ const JSON_BODIES: &[(&str, &str)] = &[
     ("/api/v1/pesel/check", "PeselCheckBody"),
     ("/api/v1/password", "DefineBody"),
     ("/api/v1/login", "LoginBody"),
+    ("/api/v1/account/reclaim", "ReclaimBody"),
     ("/api/v1/no-pesel-requests", "NoPeselBody"),
 ];
 
@@ -172,7 +178,12 @@ async fn documents_list_every_route_body_and_problem_code() {
     assert_eq!(operations(&public), expected(PUBLIC), "public document");
     assert_eq!(operations(&admin), expected(ADMIN), "admin document");
     assert_eq!(
-        table(&[routes::api(), routes::discovery(), routes::oidc()]),
+        table(&[
+            routes::api(),
+            routes::discovery(),
+            routes::oidc(),
+            routes::saml()
+        ]),
         expected(PUBLIC),
         "public routes registered"
     );

@@ -103,16 +103,16 @@ export async function launch() {
 // A fresh context (own cookies) and page. The browser's time zone is deliberately NOT
 // Warsaw, so the test proves the page converts times to Europe/Warsaw itself.
 // Records console errors (CSP violations show up there), page errors and any request to
-// another host (which is aborted).
-export async function openPage(browser) {
+// another host (which is aborted) than the service and `allowOrigins` (the test IdP).
+export async function openPage(browser, { allowOrigins = [] } = {}) {
   const context = await browser.newContext({ viewport: DESKTOP, locale: 'pl-PL', timezoneId: 'America/New_York' });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
   const problems = [];
-  const origin = new URL(BASE_URL).origin;
+  const origins = [new URL(BASE_URL).origin, ...allowOrigins.map((o) => new URL(o).origin)];
   await context.route('**/*', (route) => {
     const u = route.request().url();
-    if (u.startsWith('data:') || new URL(u).origin === origin) return route.continue();
+    if (u.startsWith('data:') || origins.includes(new URL(u).origin)) return route.continue();
     problems.push(`request to another host: ${u}`);
     return route.abort();
   });

@@ -8,10 +8,16 @@
 #   tests/e2e/run.sh                      # uses CENSUS_BIN or /work/bin/census-login
 #   CENSUS_BIN=target/release/census-login tests/e2e/run.sh
 #   tests/e2e/run.sh flows.test.mjs       # only some test files
+#   tests/e2e/run.sh --national-node      # login.gov.pl: national-node.test.mjs against the
+#                                         # test IdP (tests/saml/idp.py); the binary must be
+#                                         # built with --features national-node
 #
 # Needs: node >= 20.10 with npm, /usr/bin/chromium (apt-get install -y chromium),
-# the census-login binary.
+# the census-login binary; with --national-node also what tests/saml/setup.sh needs.
 set -euo pipefail
+
+NATIONAL_NODE=
+if [ "${1:-}" = "--national-node" ]; then NATIONAL_NODE=1; shift; fi
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -68,6 +74,30 @@ RP_SECRET_SHA256="$(node -e 'console.log(require("crypto").createHash("sha256").
 # shellcheck source=../support/service.sh
 source "$ROOT/tests/support/service.sh"
 
+# ---- the test IdP standing in for login.gov.pl (--national-node) --------------------------
+IDP_PID=""
+IDP_URL=""
+if [ -n "$NATIONAL_NODE" ]; then
+  PY="$("$ROOT/tests/saml/setup.sh")" || die "tests/saml/setup.sh failed (see above)"
+  IDP_PORT="$(free_port)"
+  while [ "$IDP_PORT" = "$PORT" ] || [ "$IDP_PORT" = "$ADMIN_PORT" ] || [ "$IDP_PORT" = "$RP_PORT" ]; do IDP_PORT="$(free_port)"; done
+  IDP_URL="http://127.0.0.1:$IDP_PORT"
+  SAML_DIR="$OUT_DIR/saml"
+  rm -rf "$SAML_DIR"
+  "$PY" "$ROOT/tests/saml/idp.py" keys "$SAML_DIR" --port "$IDP_PORT" || die "idp.py keys failed"
+  # Also stops the IdP (this script's own child, by its PID), then service.sh's cleanup.
+  stop_idp_then_service() {
+    local rc=$?
+    if [ -n "$IDP_PID" ] && kill -0 "$IDP_PID" 2>/dev/null; then
+      kill "$IDP_PID" 2>/dev/null || true
+      wait "$IDP_PID" 2>/dev/null || true
+    fi
+    (exit "$rc")
+    cleanup
+  }
+  trap stop_idp_then_service EXIT
+fi
+
 echo "e2e: starting $CENSUS_BIN on $BASE_URL (admin $ADMIN_URL), log: $SERVICE_LOG"
 (
   cd "$ROOT"
@@ -82,6 +112,15 @@ echo "e2e: starting $CENSUS_BIN on $BASE_URL (admin $ADMIN_URL), log: $SERVICE_L
   export CENSUS__SECRETS__PEPPER="$PEPPER"
   export CENSUS__OIDC__CLIENTS="[{id=\"$RP_CLIENT_ID\", name=\"Formularz spisowy (e2e)\", secret_sha256=\"$RP_SECRET_SHA256\", redirect_uris=[\"http://127.0.0.1:$RP_PORT/callback\"], post_logout_redirect_uris=[\"http://127.0.0.1:$RP_PORT/\"]}]"
   export CENSUS__LOG__FORMAT=json
+  if [ -n "$NATIONAL_NODE" ]; then
+    # login.gov.pl signs with ECDSA P-256: the IdP's EC key (--sig ec below).
+    export CENSUS__NATIONAL_NODE__ENABLED=true
+    export CENSUS__NATIONAL_NODE__IDP_METADATA_FILE="$SAML_DIR/idp-metadata-ec.xml"
+    export CENSUS__NATIONAL_NODE__SP_CERTIFICATE_FILE="$SAML_DIR/sp-sign.crt"
+    export CENSUS__NATIONAL_NODE__SP_ENCRYPTION_CERTIFICATE_FILE="$SAML_DIR/sp-enc.crt"
+    export CENSUS__SECRETS__SAML_SP_KEY_FILE="$SAML_DIR/sp-sign.key"
+    export CENSUS__SECRETS__SAML_SP_ENCRYPTION_KEY_FILE="$SAML_DIR/sp-enc.key"
+  fi
   exec "$CENSUS_BIN" serve
 ) >"$SERVICE_LOG" 2>&1 &
 SERVICE_PID=$!
@@ -99,9 +138,28 @@ const deadline = Date.now() + 30000;
 })();' "$ADMIN_URL/readyz" "$SERVICE_PID" || { tail -n 40 "$SERVICE_LOG" >&2; die "service did not become ready"; }
 echo "e2e: service ready"
 
+if [ -n "$NATIONAL_NODE" ]; then
+  IDP_LOG="$OUT_DIR/idp.log"
+  "$PY" "$ROOT/tests/saml/idp.py" serve "$SAML_DIR" --port "$IDP_PORT" --sig ec \
+    --sp-metadata-url "$BASE_URL/saml/metadata" >"$IDP_LOG" 2>&1 &
+  IDP_PID=$!
+  for _ in $(seq 1 100); do
+    grep -q '^READY$' "$IDP_LOG" 2>/dev/null && break
+    kill -0 "$IDP_PID" 2>/dev/null || { cat "$IDP_LOG" >&2; die "the test IdP exited during start-up"; }
+    sleep 0.1
+  done
+  grep -q '^READY$' "$IDP_LOG" || die "the test IdP did not print READY within 10 s (log: $IDP_LOG)"
+  echo "e2e: test IdP ready on $IDP_URL, log: $IDP_LOG"
+fi
+
 # ---- tests -------------------------------------------------------------------------------
 cd "$HERE"
-if [ "$#" -gt 0 ]; then FILES=("$@"); else FILES=(*.test.mjs); fi
+# national-node.test.mjs needs the national node (and the IdP); the rest run without it, so
+# they also prove that the login.gov.pl card stays a plain link then.
+if [ "$#" -gt 0 ]; then FILES=("$@")
+elif [ -n "$NATIONAL_NODE" ]; then FILES=(national-node.test.mjs)
+else FILES=(); for f in *.test.mjs; do [ "$f" = national-node.test.mjs ] || FILES+=("$f"); done
+fi
 
 set +e
 E2E_BASE_URL="$BASE_URL" \
@@ -114,6 +172,7 @@ E2E_CHROMIUM="$CHROMIUM" \
 E2E_RP_PORT="$RP_PORT" \
 E2E_RP_CLIENT_ID="$RP_CLIENT_ID" \
 E2E_RP_CLIENT_SECRET="$RP_CLIENT_SECRET" \
+E2E_IDP_URL="$IDP_URL" \
   node --test --test-concurrency=1 --test-reporter=spec "${FILES[@]}"
 RC=$?
 set -e
@@ -122,5 +181,6 @@ echo "e2e: screenshots in $OUT_DIR ($(ls "$OUT_DIR"/*.png 2>/dev/null | wc -l) f
 if [ "$RC" -ne 0 ]; then
   echo "e2e: FAILED (exit $RC); last service log lines:" >&2
   tail -n 20 "$SERVICE_LOG" >&2 || true
+  if [ -n "$NATIONAL_NODE" ]; then echo "e2e: last test IdP log lines:" >&2; tail -n 20 "$IDP_LOG" >&2 || true; fi
 fi
 exit "$RC"

@@ -95,7 +95,7 @@ test('a weak password: live checklist, messages before sending, then the server\
   await pw.fill('Zażółć123');
   assert.deepEqual(await state(), { length: 'met', upper: 'met', digit: 'met', ascii: 'unmet' });
   assert.match(await page.locator('#password-checklist').textContent(), /minimum 8 znaków.*wielka litera.*cyfra.*bez polskich znaków/s);
-  const checklistText = await page.locator('li[data-rule="ascii"]').textContent();
+  const checklistText = await page.locator('#password-checklist li[data-rule="ascii"]').textContent();
   assert.match(checklistText, /niespełniony/, 'state is spelled out for screen readers');
 
   // Submitting: every problem listed next to its field, nothing sent.

@@ -23,13 +23,14 @@
     maxFailures: 5,
     baseBlockSeconds: 3600,
     loginGovUrl: 'https://login.gov.pl/',
+    nationalNode: false,  // true: the card starts a login.gov.pl login here (/saml/login)
     formUrl: 'https://spis.gov.pl/'
   };
 
   var state = {
     current: 'loading',
     session: null,
-    sessionIntro: null,   // 'defined' | 'login' | null (restored on page load)
+    sessionIntro: null,   // 'defined' | 'login' | 'reclaimed' | null (restored on page load)
     reference: null,      // last no-PESEL request reference
     busy: false,
     pendingAlert: {},     // screen -> alert to show when that screen opens
@@ -44,11 +45,12 @@
     '#definiuj-haslo': 'define',
     '#bez-pesel': 'nopesel',
     '#zgloszenie-przyjete': 'nopesel-done',
-    '#zalogowano': 'session'
+    '#zalogowano': 'session',
+    '#wlasne-haslo': 'reclaim'
   };
   var HASH_OF = {
     method: '', login: '#pesel', define: '#definiuj-haslo', nopesel: '#bez-pesel',
-    'nopesel-done': '#zgloszenie-przyjete', session: '#zalogowano'
+    'nopesel-done': '#zgloszenie-przyjete', session: '#zalogowano', reclaim: '#wlasne-haslo'
   };
   var TITLES = {
     loading: 'Logowanie',
@@ -57,7 +59,8 @@
     define: 'Definiowanie hasła',
     nopesel: 'Nie posiadam numeru PESEL',
     'nopesel-done': 'Prośba została przyjęta',
-    session: 'Zalogowano'
+    session: 'Zalogowano',
+    reclaim: 'Ustawienie własnego hasła'
   };
   var SITE = 'Narodowy Spis Powszechny Ludności i Mieszkań 2021';
 
@@ -278,11 +281,15 @@
       var bb = typeof lock.baseBlockSeconds === 'number' ? lock.baseBlockSeconds : d.baseBlockSeconds;
       if (typeof mf === 'number') meta.maxFailures = mf;
       if (typeof bb === 'number') meta.baseBlockSeconds = bb;
-      if (isHttpUrl(d.loginGovUrl)) meta.loginGovUrl = d.loginGovUrl;
+      // With the national node the card starts the login here (the server's own path).
+      meta.nationalNode = d.nationalNode === true;
+      if (meta.nationalNode) meta.loginGovUrl = isOwnPath(d.loginGovUrl) ? d.loginGovUrl : '/saml/login';
+      else if (isHttpUrl(d.loginGovUrl)) meta.loginGovUrl = d.loginGovUrl;
       if (isHttpUrl(d.formUrl)) meta.formUrl = d.formUrl;
     });
   }
   function isHttpUrl(u) { return typeof u === 'string' && /^https?:\/\//i.test(u); }
+  function isOwnPath(u) { return typeof u === 'string' && /^\/(?![\/\\])/.test(u); }
 
   function applyMeta() {
     document.querySelectorAll('.js-helpline').forEach(function (n) { n.textContent = meta.helpline; });
@@ -292,7 +299,9 @@
     document.querySelectorAll('.js-lockout-text').forEach(function (n) { n.textContent = lockoutText(); });
     document.querySelectorAll('.js-window-days').forEach(function (n) { n.textContent = String(meta.surveyWindowDays); });
     document.querySelectorAll('.js-min-length').forEach(function (n) { n.textContent = String(meta.passwordPolicy.minLength); });
-    $('choice-logingov').setAttribute('href', meta.loginGovUrl);
+    var card = $('choice-logingov');
+    card.setAttribute('href', meta.loginGovUrl);
+    if (meta.nationalNode) card.removeAttribute('rel');
     $('form-link').setAttribute('href', meta.formUrl);
 
     var notice = $('census-notice');
@@ -322,6 +331,7 @@
     document.title = TITLES[name] + ' — ' + SITE;
 
     if (name === 'session') renderSession();
+    if (name === 'reclaim') renderReclaim();
     if (name === 'nopesel-done') $('nopesel-reference').textContent = state.reference || '';
 
     var alertBox = $(name + '-alert');
@@ -340,8 +350,8 @@
   function resolve(hash) {
     var name = ROUTES[hash];
     if (name === undefined) return null;
-    if (state.session) return 'session';
-    if (name === 'session') return 'method';
+    if (state.session) return name === 'reclaim' && reclaimAllowed() ? 'reclaim' : 'session';
+    if (name === 'session' || name === 'reclaim') return 'method';
     if (name === 'nopesel-done' && !state.reference) return 'nopesel';
     return name;
   }
@@ -557,6 +567,11 @@
           el('p', { id: 'retry-message' }, 'Wystąpił problem techniczny po naszej stronie. ' + retryText(r)),
           el('p', null, 'Jeśli problem się powtarza, zadzwoń na infolinię spisową ', helplineLink(), '.')
         ] };
+      case 'reclaim_not_allowed':
+        return { title: 'Nie można już ustawić hasła w ten sposób.', paragraphs: [
+          'Własne hasło można ustawić tylko w ciągu kilku minut od zalogowania przez login.gov.pl.',
+          el('p', null, 'Zaloguj się ponownie przez ', loginGovLink(), ' i od razu ustaw hasło albo zadzwoń na infolinię spisową ', helplineLink(), '.')
+        ] };
       case 'not_authenticated':
         return { title: 'Sesja wygasła.', paragraphs: ['Zaloguj się ponownie.'] };
       case 'payload_too_large':
@@ -593,7 +608,7 @@
         if (!byInput[id]) { byInput[id] = []; order.push(id); }
         if (byInput[id].indexOf(text) === -1) byInput[id].push(text);
       });
-      if (screen === 'define') markChecklistFailures(d.violations.map(function (v) { return v.code; }));
+      if (CHECKLIST[screen]) markChecklistFailures(screen, d.violations.map(function (v) { return v.code; }));
       if (unplaced.length) {
         renderAlert($(screen + '-alert'), { title: 'Popraw dane w formularzu.', paragraphs: [el('ul', null, unplaced.map(function (t) { return el('li', null, t); }))] });
       }
@@ -626,20 +641,24 @@
 
   /* ------------------------------------------------------------------ password checklist */
 
-  function updateChecklist(failedMode) {
-    var pw = $('define-password').value;
+  // The password checklists: screen -> [list id, password input id].
+  var CHECKLIST = { define: ['password-checklist', 'define-password'], reclaim: ['reclaim-checklist', 'reclaim-password'] };
+
+  function updateChecklist(failedMode, screen) {
+    var ids = CHECKLIST[screen || 'define'];
+    var pw = $(ids[1]).value;
     var r = passwordRules(pw);
-    document.querySelectorAll('#password-checklist li').forEach(function (li) {
+    document.querySelectorAll('#' + ids[0] + ' li').forEach(function (li) {
       var ok = r[li.getAttribute('data-rule')];
       var wasFailed = li.classList.contains('failed');
       li.className = ok ? 'met' : ((failedMode || wasFailed) ? 'failed' : 'unmet');
       li.querySelector('.check-state').textContent = ok ? ' — spełniony' : ' — niespełniony';
     });
   }
-  function markChecklistFailures(codes) {
+  function markChecklistFailures(screen, codes) {
     var map = { password_too_short: 'length', password_no_uppercase: 'upper', password_no_digit: 'digit', password_invalid_characters: 'ascii' };
     codes.forEach(function (c) {
-      var li = map[c] && document.querySelector('#password-checklist li[data-rule="' + map[c] + '"]');
+      var li = map[c] && document.querySelector('#' + CHECKLIST[screen][0] + ' li[data-rule="' + map[c] + '"]');
       if (li) { li.className = 'failed'; li.querySelector('.check-state').textContent = ' — niespełniony'; }
     });
   }
@@ -651,7 +670,10 @@
     var intro = $('session-intro');
     intro.textContent = state.sessionIntro === 'defined'
       ? 'Hasło zostało zdefiniowane. Zapamiętaj je — będzie potrzebne przy ponownym logowaniu.'
-      : state.sessionIntro === 'login' ? 'Logowanie przebiegło pomyślnie.' : 'Masz aktywną sesję w aplikacji spisowej.';
+      : state.sessionIntro === 'reclaimed' ? 'Ustawiono nowe hasło. Dotychczasowe hasło przestało działać, a inne sesje zostały zakończone. Zapamiętaj nowe hasło — będzie potrzebne przy ponownym logowaniu.'
+      : state.sessionIntro === 'login' ? 'Logowanie przebiegło pomyślnie.'
+      : s.acr === NODE_ACR ? 'Zalogowano przez login.gov.pl.' : 'Masz aktywną sesję w aplikacji spisowej.';
+    $('reclaim-offer').hidden = state.sessionIntro === 'reclaimed' || !reclaimAllowed();
     var end = parseDate(s.windowEndsAt);
     var t = $('session-window-end');
     var left = $('session-days-left');
@@ -673,6 +695,57 @@
       t.textContent = '—';
       left.textContent = '';
     }
+  }
+
+  /* ------------------------------------------------------------------ reclaim after a login.gov.pl login */
+
+  var NODE_ACR = 'urn:census:acr:login.gov.pl';
+
+  // A login.gov.pl session may replace a password someone defined for this PESEL, for a
+  // few minutes after the node authentication (RULES.md, "Reclaiming an account").
+  function reclaimAllowed() {
+    var s = state.session;
+    var until = s && parseDate(s.reclaimUntil);
+    return !!(s && s.acr === NODE_ACR && s.passwordDefined === true && until && until.getTime() > Date.now());
+  }
+
+  function renderReclaim() {
+    var until = parseDate((state.session || {}).reclaimUntil);
+    var t = $('reclaim-until');
+    $('reclaim-deadline').hidden = !until;
+    if (until) {
+      t.setAttribute('datetime', until.toISOString());
+      t.textContent = formatWarsaw(until, false);
+    }
+  }
+
+  function onReclaimSubmit(e) {
+    e.preventDefault();
+    if (state.busy) return;
+    var form = e.target;
+    clearFormErrors(form);
+    var password = $('reclaim-password').value;
+    var repeat = $('reclaim-password-repeat').value;
+    var errors = [];
+    var pv = passwordViolations(password, null);
+    if (pv.length) {
+      errors.push(['reclaim-password', pv.map(function (c) { return violationText(c); })]);
+      updateChecklist(true, 'reclaim');
+    }
+    if (!repeat) errors.push(['reclaim-password-repeat', [violationText('password_repeat_required')]]);
+    else if (repeat !== password) errors.push(['reclaim-password-repeat', [violationText('password_mismatch')]]);
+    if (errors.length) { showFieldErrors(errors); return; }
+    withBusy(form, 'Trwa ustawianie hasła…', function () {
+      return api('POST', '/api/v1/account/reclaim', { password: password, passwordRepeat: repeat });
+    }).then(function (r) {
+      if (!r) return;
+      if (r.ok) signedIn(r.data, 'reclaimed');
+      else if (r.status === 401) {
+        state.session = null;
+        state.pendingAlert.method = problemAlert(r);
+        go('method');
+      } else handleFailure('reclaim', r, { password: 'reclaim-password', passwordRepeat: 'reclaim-password-repeat' });
+    });
   }
 
   /* ------------------------------------------------------------------ hand-off to the census form (OIDC) */
@@ -746,11 +819,14 @@
     state.session = sessionBody || {};
     state.sessionIntro = how;
     // Do not leave secrets in the DOM once they are no longer needed.
-    ['login-password', 'define-password', 'define-password-repeat', 'define-maiden'].forEach(function (id) { $(id).value = ''; });
-    ['login-show-password', 'define-show-password'].forEach(function (id) { $(id).checked = false; togglePassword($(id)); });
+    ['login-password', 'define-password', 'define-password-repeat', 'define-maiden', 'reclaim-password', 'reclaim-password-repeat']
+      .forEach(function (id) { $(id).value = ''; });
+    ['login-show-password', 'define-show-password', 'reclaim-show-password'].forEach(function (id) { $(id).checked = false; togglePassword($(id)); });
     updateChecklist(false);
+    updateChecklist(false, 'reclaim');
     go('session');
-    announce(how === 'defined' ? 'Hasło zostało zdefiniowane. Zalogowano.' : 'Zalogowano.');
+    announce(how === 'defined' ? 'Hasło zostało zdefiniowane. Zalogowano.'
+      : how === 'reclaimed' ? 'Ustawiono nowe hasło.' : 'Zalogowano.');
     if (state.authz) continueAuthz('session');
   }
 
@@ -896,6 +972,14 @@
   function wire() {
     $('login-form').addEventListener('submit', onLoginSubmit);
     $('define-form').addEventListener('submit', onDefineSubmit);
+    $('reclaim-form').addEventListener('submit', onReclaimSubmit);
+    $('reclaim-password').addEventListener('input', function () { updateChecklist(false, 'reclaim'); });
+    $('reclaim-skip').addEventListener('click', function () { go('session'); });
+    $('go-reclaim').addEventListener('click', function () {
+      clearFormErrors($('reclaim-form'));
+      updateChecklist(false, 'reclaim');
+      go('reclaim');
+    });
     $('nopesel-form').addEventListener('submit', onNoPeselSubmit);
     $('logout-button').addEventListener('click', onLogout);
 
@@ -946,6 +1030,7 @@
   function init() {
     wire();
     updateChecklist(false);
+    updateChecklist(false, 'reclaim');
     var metaDone = loadMeta().then(applyMeta, applyMeta);
     var sessionDone = api('GET', '/api/v1/session').then(function (r) {
       if (r.ok && r.data) { state.session = r.data; state.sessionIntro = null; }
@@ -968,6 +1053,8 @@
       if (leaving) return;
       var name = resolve(location.hash);
       if (name === null) name = 'method';
+      // Back from login.gov.pl with a password someone already defined: offer the reclaim first.
+      if (name === 'session' && reclaimAllowed()) name = 'reclaim';
       history.replaceState(null, '', HASH_OF[name] || location.pathname + location.search);
       // Do not steal focus on first load, except to show a problem.
       show(name, !!state.pendingAlert[name]);
