@@ -211,6 +211,8 @@ pub async fn ensure_problem(
         StatusCode::BAD_REQUEST => ProblemCode::MalformedRequest,
         StatusCode::NOT_FOUND => ProblemCode::NotFound,
         StatusCode::METHOD_NOT_ALLOWED => ProblemCode::MethodNotAllowed,
+        // A body over a non-JSON route's limit (the ACS's 256 KiB).
+        StatusCode::PAYLOAD_TOO_LARGE => ProblemCode::PayloadTooLarge,
         _ => ProblemCode::InternalError,
     };
     let lang = Lang::from_request(res.request());

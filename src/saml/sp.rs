@@ -394,11 +394,13 @@ impl ServiceProvider {
                 Refusal::Unavailable
             })?
         };
-        let body_xml = signed
-            .trim_start()
-            .strip_prefix("<?xml version=\"1.0\"?>")
-            .unwrap_or(&signed)
-            .trim();
+        // The signed element without the XML declaration libxml writes.
+        let trimmed = signed.trim_start();
+        let body_xml = match trimmed.strip_prefix("<?xml") {
+            Some(rest) => rest.split_once("?>").map_or(rest, |(_, body)| body),
+            None => trimmed,
+        }
+        .trim();
         let body = format!(
             r#"<?xml version="1.0" encoding="UTF-8"?><soap11:Envelope xmlns:soap11="{NS_SOAP}"><soap11:Body>{body_xml}</soap11:Body></soap11:Envelope>"#
         );
@@ -407,14 +409,28 @@ impl ServiceProvider {
 
     fn process_artifact_response(&self, soap: &str, resolve_id: &str) -> Result<Verified, Refusal> {
         let doc = parse(soap)?;
+        let octx = xpath(&doc)?;
+        let ar = nodes(&octx, "/soap:Envelope/soap:Body/samlp:ArtifactResponse")?;
+        let [ar] = ar.as_slice() else {
+            return Err(Refusal::Artifact);
+        };
+        let ar_id = ar.get_attribute("ID").ok_or(Refusal::Malformed)?;
+        if nodes(&octx, "//samlp:ArtifactResponse")?.len() != 1 {
+            return Err(Refusal::Wrapping);
+        }
         if count(&doc, "//ds:Signature")? == 0 {
             return Err(Refusal::Unsigned);
         }
+        drop(octx);
+        drop(doc);
         let reduced = self.reduce(soap)?;
         let doc = parse(&reduced)?;
         let root = doc.get_root_element().ok_or(Refusal::Malformed)?;
         if !is(&root, NS_SAMLP, "ArtifactResponse") {
             return Err(Refusal::Unsigned);
+        }
+        if root.get_attribute("ID").as_deref() != Some(ar_id.as_str()) {
+            return Err(Refusal::Wrapping);
         }
         if root.get_attribute("InResponseTo").as_deref() != Some(resolve_id) {
             return Err(Refusal::Artifact);
@@ -445,6 +461,7 @@ impl ServiceProvider {
         // A document of its own: libxml declares the namespaces the response
         // inherited, and exclusive c14n makes its signature independent of them.
         let mut own = Document::new().map_err(|_| Refusal::Malformed)?;
+        inner[0].unlink();
         let copy = own
             .import_node(&mut inner[0])
             .map_err(|_| Refusal::Malformed)?;
@@ -475,15 +492,47 @@ impl ServiceProvider {
 
     /// A `Response` (POST, or carried by an artifact): verified, reduced to
     /// its signed part, decrypted if need be, and checked.
+    ///
+    /// Besides reading only what the signatures cover, the shape is pinned:
+    /// the signed element must sit where a SAML response puts it (the
+    /// Response is the document, the assertion its direct child) and there
+    /// is exactly one of each; a signed element moved elsewhere, or any
+    /// extra Response or assertion, is a wrapping attempt and refused.
     fn process_response(&self, xml: &str) -> Result<Verified, Refusal> {
         let original = parse(xml)?;
         let root = original.get_root_element().ok_or(Refusal::Malformed)?;
         if !is(&root, NS_SAMLP, "Response") {
             return Err(Refusal::Malformed);
         }
+        let root_id = root.get_attribute("ID").ok_or(Refusal::Malformed)?;
+        let octx = xpath(&original)?;
+        if nodes(&octx, "//samlp:Response")?.len() != 1
+            || nodes(&octx, "//saml:Assertion | //saml:EncryptedAssertion")?.len() != 1
+        {
+            return Err(Refusal::Wrapping);
+        }
+        let direct = nodes(
+            &octx,
+            "/samlp:Response/saml:Assertion | /samlp:Response/saml:EncryptedAssertion",
+        )?;
+        let [direct] = direct.as_slice() else {
+            return Err(Refusal::Wrapping);
+        };
+        let direct_id = direct.get_attribute("ID");
+        let encrypted_only = is(direct, NS_SAML, "EncryptedAssertion");
         if count(&original, "//ds:Signature")? == 0 {
+            if encrypted_only {
+                // The signature may be inside: decrypt first, then the
+                // assertion alone must be signed.
+                let mut enc = nodes(&octx, "/samlp:Response/saml:EncryptedAssertion")?;
+                let assertion_xml = self.decrypt(&octx, &enc[0])?;
+                enc[0].unlink();
+                let assertion = self.verified_decrypted(&assertion_xml, true)?;
+                return self.check_assertion(&assertion, None);
+            }
             return Err(Refusal::Unsigned);
         }
+        drop(octx);
         drop(original);
         let reduced = self.reduce(xml)?;
         let doc = parse(&reduced)?;
@@ -492,11 +541,17 @@ impl ServiceProvider {
             // Only the assertion is signed: the unsigned response around it
             // was dropped, the assertion alone speaks (its subject
             // confirmation carries InResponseTo and Recipient).
+            if root.get_attribute("ID") != direct_id || direct_id.is_none() {
+                return Err(Refusal::Wrapping);
+            }
             let assertion: Assertion = reduced.parse().map_err(|_| Refusal::Malformed)?;
             return self.check_assertion(&assertion, None);
         }
         if !is(&root, NS_SAMLP, "Response") {
             return Err(Refusal::Unsigned);
+        }
+        if root.get_attribute("ID").as_deref() != Some(root_id.as_str()) {
+            return Err(Refusal::Wrapping);
         }
         // The response is signed (it is the reduced root).
         let ctx = xpath(&doc)?;
@@ -509,7 +564,7 @@ impl ServiceProvider {
             Some(node) => {
                 let assertion_xml = self.decrypt(&ctx, node)?;
                 node.unlink();
-                Some(self.verified_decrypted(&assertion_xml)?)
+                Some(self.verified_decrypted(&assertion_xml, false)?)
             }
             None => None,
         };
@@ -529,14 +584,26 @@ impl ServiceProvider {
 
     /// A decrypted assertion: if it carries a signature, that must verify
     /// too; what it says is read from the verified part only.
-    fn verified_decrypted(&self, xml: &str) -> Result<Assertion, Refusal> {
+    /// `must_be_signed`: nothing else vouches for it (the response was not
+    /// signed).
+    fn verified_decrypted(&self, xml: &str, must_be_signed: bool) -> Result<Assertion, Refusal> {
         let doc = parse(xml)?;
         let root = doc.get_root_element().ok_or(Refusal::Malformed)?;
         if !is(&root, NS_SAML, "Assertion") {
             return Err(Refusal::Decryption);
         }
         let text = if count(&doc, "//ds:Signature")? > 0 {
-            self.reduce(xml)?
+            let reduced = self.reduce(xml)?;
+            let rdoc = parse(&reduced)?;
+            let rroot = rdoc.get_root_element().ok_or(Refusal::Malformed)?;
+            if !is(&rroot, NS_SAML, "Assertion")
+                || rroot.get_attribute("ID") != root.get_attribute("ID")
+            {
+                return Err(Refusal::Wrapping);
+            }
+            reduced
+        } else if must_be_signed {
+            return Err(Refusal::Unsigned);
         } else {
             xml.to_owned()
         };

@@ -13,6 +13,9 @@ mod oidc;
 mod openapi;
 mod protocol;
 mod redis_ops;
+// Needs the build with `--features national-node` (tests/all.sh runs it so).
+#[cfg(feature = "national-node")]
+mod saml;
 mod security;
 mod sentinel;
 mod sessions;

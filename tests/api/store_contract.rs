@@ -9,8 +9,8 @@ use census_login::keys::PeselKey;
 use census_login::store::memory::MemoryStore;
 use census_login::store::redis::{RedisOptions, RedisStore};
 use census_login::store::{
-    Begin, LockedUntil, NoPeselQuery, PasswordWrite, RatePolicy, RateTake, SessionSpec, Settle,
-    Store, StoredNoPeselRequest,
+    Begin, LockedUntil, NoPeselQuery, NodeSession, PasswordWrite, RatePolicy, RateTake, Reclaimed,
+    RegistryRecord, SessionSpec, Settle, Store, StoredNoPeselRequest,
 };
 use rand::{RngExt, SeedableRng};
 use std::sync::Arc;
@@ -493,6 +493,142 @@ async fn rate_tokens_are_shared_and_refill(backend: Backend) {
     );
 }
 
+/// login.gov.pl: a filed request is taken once; an assertion ID is claimed once.
+async fn saml_requests_and_assertions_are_single_use(backend: Backend) {
+    let stores = Stores::new(backend);
+    let store = stores.store.as_ref();
+    store
+        .put_saml_request(&[1; 32], "state", 60_000)
+        .await
+        .unwrap();
+    assert_eq!(store.take_saml_request(&[2; 32]).await.unwrap(), None);
+    assert_eq!(
+        store.take_saml_request(&[1; 32]).await.unwrap().as_deref(),
+        Some("state")
+    );
+    assert_eq!(store.take_saml_request(&[1; 32]).await.unwrap(), None);
+    assert!(store.claim_saml_assertion(&[3; 32], 60_000).await.unwrap());
+    assert!(!store.claim_saml_assertion(&[3; 32], 60_000).await.unwrap());
+    assert!(store.claim_saml_assertion(&[4; 32], 60_000).await.unwrap());
+}
+
+/// A node login is a first login (window opens, session created) that leaves
+/// the lockout alone; a reclaim replaces the password, keeps only the
+/// reclaiming session, clears the lock and moves the generation on.
+async fn node_sessions_and_reclaim(backend: Backend) {
+    let stores = Stores::new(backend);
+    let (store, p) = (stores.store.as_ref(), policy());
+    let key = PeselKey::from_hex(&format!("{:032x}", 0x5a_u64)).unwrap();
+    let spec = |t: u8| SessionSpec {
+        token_hash: [t; 32],
+        idle: 60_000,
+        window: 3_600_000,
+        closes_at: None,
+    };
+    // Not in the registry: nothing.
+    assert_eq!(
+        store.open_node_session(&key, &spec(1)).await.unwrap(),
+        NodeSession::Unregistered
+    );
+    store
+        .upsert_registry(&[RegistryRecord {
+            key,
+            maiden_hash: [7; 32],
+            reserved: true,
+        }])
+        .await
+        .unwrap();
+    // An impostor defines a password (a session 2), then fails until locked.
+    store.begin_attempt(&key, "d", &p).await.unwrap();
+    store
+        .settle_attempt(
+            &key,
+            "d",
+            &p,
+            Settle::Success {
+                generation: 0,
+                password: PasswordWrite::Define("impostor".into()),
+                session: Some(spec(2)),
+            },
+        )
+        .await
+        .unwrap();
+    for i in 0..p.max_failures {
+        let t = format!("f{i}");
+        store.begin_attempt(&key, &t, &p).await.unwrap();
+        store
+            .settle_attempt(&key, &t, &p, Settle::Failure)
+            .await
+            .unwrap();
+    }
+    let locked = store.account_status(&key).await.unwrap();
+    assert!(locked.lock.locked_until > locked.now);
+    let NodeSession::Opened {
+        password_defined,
+        session: Some(record),
+        ..
+    } = store.open_node_session(&key, &spec(3)).await.unwrap()
+    else {
+        panic!("a node session")
+    };
+    assert!(password_defined);
+    let after = store.account_status(&key).await.unwrap();
+    assert_eq!(after.lock, locked.lock, "the lockout is untouched");
+    assert_eq!(Some(record.first_login_at), after.account.first_login_at);
+    // A reclaim on a stale generation writes nothing.
+    assert_eq!(
+        store
+            .reclaim_account(&key, after.account.generation + 1, "new", &[3; 32])
+            .await
+            .unwrap(),
+        Reclaimed::Superseded
+    );
+    assert_eq!(
+        store
+            .account_status(&key)
+            .await
+            .unwrap()
+            .account
+            .password_phc
+            .as_deref(),
+        Some("impostor")
+    );
+    assert_eq!(
+        store
+            .reclaim_account(&key, after.account.generation, "new", &[3; 32])
+            .await
+            .unwrap(),
+        Reclaimed::Done { had_password: true }
+    );
+    let done = store.account_status(&key).await.unwrap();
+    assert_eq!(done.account.password_phc.as_deref(), Some("new"));
+    assert_eq!(done.account.generation, after.account.generation + 1);
+    assert_eq!(done.lock.failures, 0);
+    assert!(done.lock.locked_until <= done.now);
+    assert!(
+        store
+            .touch_session(&key, &[2; 32], 60_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "the impostor's session ended"
+    );
+    assert!(
+        store
+            .touch_session(&key, &[3; 32], 60_000)
+            .await
+            .unwrap()
+            .is_some(),
+        "the reclaiming session stays"
+    );
+    // The window, once ended, gives no node session either.
+    stores.clock.advance(Duration::from_secs(3_601));
+    assert!(matches!(
+        store.open_node_session(&key, &spec(4)).await.unwrap(),
+        NodeSession::Opened { session: None, .. }
+    ));
+}
+
 #[tokio::test]
 async fn the_memory_store_follows_the_model() {
     follows_the_model(Backend::Memory).await;
@@ -505,6 +641,8 @@ crate::both_stores!(
     locked_until_reads_without_reserving,
     no_pesel_requests_page_newest_first,
     rate_tokens_are_shared_and_refill,
+    saml_requests_and_assertions_are_single_use,
+    node_sessions_and_reclaim,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
