@@ -56,11 +56,14 @@ async function nodeLogin(page, screen) {
   const card = page.locator('#choice-logingov');
   assert.equal(await card.getAttribute('href'), '/saml/login', 'the card starts the node login here');
   const seen = [];
-  page.on('framenavigated', (f) => { if (f === page.mainFrame()) seen.push(f.url()); });
+  // Every hop of the navigation, redirects included (the Artifact binding renders no IdP page).
+  page.on('request', (r) => { if (r.isNavigationRequest() && r.frame() === page.mainFrame()) seen.push(r.url()); });
   await card.click();
   await page.locator(`#${screen}`).waitFor({ state: 'visible', timeout: 30_000 });
   assert.equal(new URL(page.url()).origin, new URL(BASE_URL).origin, 'back on the census-login page');
-  assert.ok(seen.some((u) => u.startsWith(IDP_URL + '/sso/redirect')), `the browser went through the IdP: ${seen.join(' -> ')}`);
+  const hops = seen.map((u) => new URL(u).pathname).join(' -> ');
+  assert.ok(seen.some((u) => u.startsWith(IDP_URL + '/sso/redirect?SAMLRequest=')), `the browser went through the IdP: ${hops}`);
+  assert.ok(seen.some((u) => u.startsWith(new URL(BASE_URL).origin + '/saml/acs')), `and back through the ACS: ${hops}`);
   await expectScreen(page, screen);
   return page.evaluate(async () => (await fetch('/api/v1/session', { cache: 'no-store' })).json());
 }
