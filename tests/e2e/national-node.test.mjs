@@ -5,7 +5,6 @@
 // Run by `tests/e2e/run.sh --national-node` (census-login built with --features national-node).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { request as pwRequest } from 'playwright-core';
 import {
   launch, openPage, assertClean, EXPECTED_HTTP_ERRORS, gotoHome, expectScreen, captureScreen, getMeta,
   submitAndWait, expectFieldError, person, strongPassword, vis, TEST_TIMEOUT, BASE_URL,
@@ -27,19 +26,27 @@ async function idpControl(body) {
   assert.equal(r.status, 200, `IdP /control answered ${r.status} ${await r.text()}`);
 }
 
-async function apiContext() {
-  return pwRequest.newContext({ baseURL: BASE_URL });
+// The impostor's client: its own cookie jar (the cookies are Secure here, see run.sh, so
+// they are carried by hand rather than by a jar that would keep them for HTTPS only).
+function apiClient() {
+  const jar = new Map();
+  return async (method, path, body) => {
+    const headers = { Accept: 'application/json' };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (jar.size) headers.Cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    const r = await fetch(BASE_URL + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    for (const c of r.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const i = pair.indexOf('=');
+      jar.set(pair.slice(0, i).trim(), pair.slice(i + 1).trim());
+    }
+    const text = await r.text();
+    return { status: r.status, text, body: text && text.startsWith('{') ? JSON.parse(text) : null };
+  };
 }
 
 async function login(pesel, password) {
-  const ctx = await apiContext();
-  try {
-    const r = await ctx.post('/api/v1/login', { data: { pesel, password } });
-    const text = await r.text();
-    return { status: r.status(), body: text ? JSON.parse(text) : null };
-  } finally {
-    await ctx.dispose();
-  }
+  return apiClient()('POST', '/api/v1/login', { pesel, password });
 }
 
 // Clicks the login.gov.pl card and waits until the page is back from the IdP on `screen`.
@@ -55,7 +62,9 @@ async function nodeLogin(page, screen) {
   await card.click();
   await page.locator(`#${screen}`).waitFor({ state: 'visible', timeout: 30_000 });
   assert.equal(new URL(page.url()).origin, new URL(BASE_URL).origin, 'back on the census-login page');
-  assert.ok(seen.some((u) => u.startsWith(IDP_URL + '/sso/redirect')), `the browser went through the IdP: ${seen.join(' -> ')}`);
+  const hops = seen.map((u) => new URL(u).pathname).join(' -> ');
+  assert.ok(seen.some((u) => u.startsWith(IDP_URL + '/sso/redirect?SAMLRequest=')), `the browser went through the IdP: ${hops}`);
+  assert.ok(seen.some((u) => u.startsWith(new URL(BASE_URL).origin + '/saml/acs')), `and back through the ACS: ${hops}`);
   await expectScreen(page, screen);
   return page.evaluate(async () => (await fetch('/api/v1/session', { cache: 'no-store' })).json());
 }
@@ -73,13 +82,12 @@ test('card -> IdP (POST) -> logged in -> reclaim: the impostor\'s session and pa
   const ownPw = strongPassword(p);
 
   // The impostor knew the PESEL and the mother's maiden name and defined a password.
-  const impostor = await apiContext();
-  try {
-    const d = await impostor.post('/api/v1/password', {
-      data: { pesel: p.pesel, motherMaidenName: p.maiden, password: impostorPw, passwordRepeat: impostorPw },
-    });
-    assert.equal(d.status(), 201, `the impostor's definition answered ${d.status()} ${await d.text()}`);
-    assert.equal((await impostor.get('/api/v1/session')).status(), 200, 'the impostor is logged in');
+  const impostor = apiClient();
+  {
+    const d = await impostor('POST', '/api/v1/password',
+      { pesel: p.pesel, motherMaidenName: p.maiden, password: impostorPw, passwordRepeat: impostorPw });
+    assert.equal(d.status, 201, `the impostor's definition answered ${d.status} ${d.text}`);
+    assert.equal((await impostor('GET', '/api/v1/session')).status, 200, 'the impostor is logged in');
 
     await idpControl({ pesel: p.pesel, binding: 'post' });
     const { context, page } = await openPage(browser, { allowOrigins: [IDP_URL] });
@@ -110,8 +118,8 @@ test('card -> IdP (POST) -> logged in -> reclaim: the impostor\'s session and pa
     await captureScreen(page, 'national-03-reclaimed');
 
     // The impostor's session is gone, and so is the impostor's password.
-    const s = await impostor.get('/api/v1/session');
-    assert.equal(s.status(), 401, `the impostor's session answered ${s.status()}`);
+    const s = await impostor('GET', '/api/v1/session');
+    assert.equal(s.status, 401, `the impostor's session answered ${s.status}`);
     const old = await login(p.pesel, impostorPw);
     assert.equal(old.status, 401);
     assert.equal(old.body && old.body.code, 'invalid_credentials');
@@ -122,8 +130,6 @@ test('card -> IdP (POST) -> logged in -> reclaim: the impostor\'s session and pa
     assert.equal(mine, 200);
     assertClean(page, EXPECTED_HTTP_ERRORS);
     await context.close();
-  } finally {
-    await impostor.dispose();
   }
 });
 

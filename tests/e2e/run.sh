@@ -115,6 +115,10 @@ echo "e2e: starting $CENSUS_BIN on $BASE_URL (admin $ADMIN_URL), log: $SERVICE_L
   if [ -n "$NATIONAL_NODE" ]; then
     # login.gov.pl signs with ECDSA P-256: the IdP's EC key (--sig ec below).
     export CENSUS__NATIONAL_NODE__ENABLED=true
+    # The node posts its response cross-site (the IdP is 127.0.0.1, the page localhost):
+    # only a SameSite=None cookie comes along, and that needs Secure, which Chromium keeps
+    # on http://localhost (a secure context), as production does on HTTPS.
+    export CENSUS__SESSION__COOKIE_SECURE=true
     export CENSUS__NATIONAL_NODE__IDP_METADATA_FILE="$SAML_DIR/idp-metadata-ec.xml"
     export CENSUS__NATIONAL_NODE__SP_CERTIFICATE_FILE="$SAML_DIR/sp-sign.crt"
     export CENSUS__NATIONAL_NODE__SP_ENCRYPTION_CERTIFICATE_FILE="$SAML_DIR/sp-enc.crt"
