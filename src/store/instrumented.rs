@@ -3,8 +3,8 @@
 
 use super::{
     AccountStatus, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage, NoPeselQuery,
-    RateBalance, RatePolicy, RateTake, RegistryRecord, SessionRecord, Settle, Settled, Store,
-    StoreError, StoredNoPeselRequest,
+    PurgeProgress, RateBalance, RatePolicy, RateTake, RegistryCounts, RegistryRecord,
+    SessionRecord, Settle, Settled, Store, StoreError, StoredNoPeselRequest,
 };
 use crate::clock::Millis;
 use crate::domain::lockout::LockoutPolicy;
@@ -123,7 +123,7 @@ impl Store for Instrumented {
             .await
     }
 
-    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<(), StoreError> {
+    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<RegistryCounts, StoreError> {
         self.observe("upsert_registry", self.inner.upsert_registry(rows))
             .await
     }
@@ -175,8 +175,8 @@ impl Store for Instrumented {
         self.observe("migrate", self.inner.migrate()).await
     }
 
-    async fn purge(&self) -> Result<u64, StoreError> {
-        self.observe("purge", self.inner.purge()).await
+    async fn purge(&self, progress: &PurgeProgress<'_>) -> Result<u64, StoreError> {
+        self.observe("purge", self.inner.purge(progress)).await
     }
 
     async fn put_session_facts(

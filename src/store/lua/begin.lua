@@ -1,6 +1,6 @@
--- KEYS: lock hash, pending zset, account hash.
--- ARGV: now ('' = TIME), policy (7 values), ticket.
--- Returns {status, time, maiden hash, reserved, password, first login, generation, now}.
+-- KEYS: lock hash, pending zset, account hash, registry bucket 0 of the tag.
+-- ARGV: now ('' = TIME), policy (7 values), ticket, registry field.
+-- Returns {status, time, registry value, password, first login, generation, now}.
 local now = store_now(ARGV[1])
 local p = policy(ARGV, 2)
 local s = load_lock(KEYS[1])
@@ -21,6 +21,7 @@ else
   end
 end
 save_lock(KEYS[1], KEYS[2], s, p, before)
-if status ~= 'allowed' then return { status, t, '', '', '', '', '', now } end
-local a = redis.call('HMGET', KEYS[3], 'mn', 'rsv', 'pw', 'fl', 'gen')
-return { status, 0, a[1] or '', a[2] or '', a[3] or '', a[4] or '', a[5] or '', now }
+if status ~= 'allowed' then return { status, t, '', '', '', '', now } end
+local r = registry_get(string.sub(KEYS[4], 1, -2), ARGV[10])
+local a = redis.call('HMGET', KEYS[3], 'pw', 'fl', 'gen')
+return { status, 0, r or '', a[1] or '', a[2] or '', a[3] or '', now }
