@@ -587,7 +587,61 @@ async fn a_crowded_tag_grows_its_buckets_and_keeps_everyone(backend: Backend) {
     assert_eq!(again.unchanged, 2000);
 }
 
+async fn the_import_streams_a_generated_file_with_bad_rows(backend: Backend) {
+    let stores = Stores::new(backend);
+    let mut csv = Vec::new();
+    census_login::registry::generate(5000, 11, &mut csv).unwrap();
+    let text = String::from_utf8(csv).unwrap();
+    let first = text.lines().nth(1).unwrap().to_owned();
+    let pesel = first.split(',').next().unwrap();
+    let file = format!("{text}{pesel},,false\n12345678901,Nowak,\n");
+    let k = Arc::new(keys());
+    let today = SystemClock.poland_today();
+    let mut seen = 0;
+    let report = census_login::registry::import(
+        std::io::Cursor::new(file.clone().into_bytes()),
+        today,
+        k.clone(),
+        stores.store.clone(),
+        |p| seen = p.rows,
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen, 5002);
+    assert_eq!(
+        (
+            report.counts.imported,
+            report.counts.updated,
+            report.counts.unchanged
+        ),
+        (5000, 0, 0)
+    );
+    assert_eq!(report.rejected, 2);
+    assert_eq!(
+        report.bad.iter().map(|b| b.line).collect::<Vec<_>>(),
+        [5002, 5003]
+    );
+    let key = k.pesel_key(&census_login::domain::Pesel::parse(pesel, today).unwrap());
+    let name = first.split(',').nth(1).unwrap();
+    let account = stores.store.account_status(&key).await.unwrap().account;
+    assert_eq!(
+        account.maiden_tag,
+        Some(k.maiden_tag(&census_login::domain::MaidenName::parse(name).unwrap()))
+    );
+    let again = census_login::registry::import(
+        std::io::Cursor::new(file.into_bytes()),
+        today,
+        k,
+        stores.store.clone(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.counts.imported, again.counts.unchanged), (0, 5000));
+}
+
 crate::both_stores!(
+    the_import_streams_a_generated_file_with_bad_rows,
     registry_upserts_are_counted_and_looked_up,
     a_crowded_tag_grows_its_buckets_and_keeps_everyone,
     an_abandoned_attempt_counts_whenever_the_next_one_comes,
