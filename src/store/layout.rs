@@ -35,7 +35,8 @@
 //!
 //! **Sizing follows the population per tag, without configuration.** A tag
 //! starts with one bucket (`r:0`); bucket 0's field `#` holds the tag's bucket
-//! count `S` (absent = 1, always a power of two ≤ [`MAX_BUCKETS`]). A person's
+//! count `S` (a power of two ≤ [`MAX_BUCKETS`]; written as the tag's first
+//! field, so readers find it at the head of the listpack). A person's
 //! bucket is `(field[0]·256 + field[1]) mod S` (bits independent of the tag).
 //! When an insert makes a bucket hold more than [`GROW_AT`] entries, the
 //! import script doubles `S` for that tag and moves the entries whose index

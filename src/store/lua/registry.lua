@@ -1,6 +1,7 @@
 -- Shared prelude: the registry buckets of one hash tag (see src/store/layout.rs
 -- for the layout and its arithmetic). `prefix` is census:{t}:r: and bucket i is
--- prefix .. i; bucket 0's field '#' holds the tag's bucket count (absent = 1).
+-- prefix .. i; bucket 0's field '#' holds the tag's bucket count (absent = 1;
+-- written as the tag's first field, so it is found at once).
 local REGISTRY_GROW_AT = 120
 local REGISTRY_MAX_BUCKETS = 256
 

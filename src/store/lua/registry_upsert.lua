@@ -1,7 +1,9 @@
 -- KEYS: bucket 0 of the first row's tag (routing only: every row of one call
 -- is in the same slot on Redis Cluster, as the caller groups them).
 -- ARGV: prefix, field, value triples (see registry.lua).
--- Upserts the rows and returns {imported, updated, unchanged}. A bucket grown
+-- Upserts the rows and returns {imported, updated, unchanged}. A tag's first
+-- row writes the bucket count '#' = 1 first, so that every later read of it
+-- finds it at the head of bucket 0 instead of scanning the bucket. A bucket grown
 -- past REGISTRY_GROW_AT doubles its tag's bucket count: bucket j splits into j
 -- and j + S, so no bucket leaves the listpack encoding.
 local function double(prefix, s)
@@ -23,22 +25,24 @@ end
 local imported, updated, unchanged = 0, 0, 0
 for i = 1, #ARGV, 3 do
   local prefix, field, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local s = registry_buckets(prefix)
+  local s = tonumber(redis.call('HGET', prefix .. '0', '#'))
+  if not s then
+    s = 1
+    redis.call('HSET', prefix .. '0', '#', 1)
+  end
   local bucket = prefix .. registry_index(field, s)
-  local old = redis.call('HGET', bucket, field)
-  if old == value then
+  -- New rows (most of a first import) cost one write; others a read as well.
+  if redis.call('HSETNX', bucket, field, value) == 1 then
+    imported = imported + 1
+    while s < REGISTRY_MAX_BUCKETS and redis.call('HLEN', bucket) > REGISTRY_GROW_AT do
+      s = double(prefix, s)
+      bucket = prefix .. registry_index(field, s)
+    end
+  elseif redis.call('HGET', bucket, field) == value then
     unchanged = unchanged + 1
   else
     redis.call('HSET', bucket, field, value)
-    if old then
-      updated = updated + 1
-    else
-      imported = imported + 1
-      while s < REGISTRY_MAX_BUCKETS and redis.call('HLEN', bucket) > REGISTRY_GROW_AT do
-        s = double(prefix, s)
-        bucket = prefix .. registry_index(field, s)
-      end
-    end
+    updated = updated + 1
   end
 end
 return { imported, updated, unchanged }
