@@ -164,8 +164,8 @@ pub fn parse(
     Ok((good, bad))
 }
 
-/// Rows per upsert: a few milliseconds of Redis work per call.
-pub const IMPORT_BATCH: usize = 4000;
+/// Rows per upsert (two scripts of 1,000 rows on Redis).
+pub const IMPORT_BATCH: usize = 2000;
 /// Upserts in flight at once: enough to keep Redis busy while the next
 /// batch is hashed and on the wire.
 const IN_FLIGHT: usize = 4;

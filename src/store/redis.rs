@@ -1032,9 +1032,9 @@ impl Store for RedisStore {
             }
             by_slot.values().map(|g| invocation(g)).collect()
         } else {
-            // Scripts of a few thousand rows: long enough to amortise the
-            // call, short enough (a few ms) not to hold up logins.
-            rows.chunks(2000)
+            // Scripts of 1,000 rows: long enough to amortise the call,
+            // short enough (a few ms) not to hold up logins for long.
+            rows.chunks(1000)
                 .map(|c| invocation(&c.iter().collect::<Vec<_>>()))
                 .collect()
         };

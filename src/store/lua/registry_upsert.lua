@@ -25,12 +25,15 @@ end
 local imported, updated, unchanged = 0, 0, 0
 for i = 1, #ARGV, 3 do
   local prefix, field, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local s = tonumber(redis.call('HGET', prefix .. '0', '#'))
+  local first = prefix .. '0'
+  local s = tonumber(redis.call('HGET', first, '#'))
   if not s then
     s = 1
-    redis.call('HSET', prefix .. '0', '#', 1)
+    redis.call('HSET', first, '#', 1)
   end
-  local bucket = prefix .. registry_index(field, s)
+  -- One bucket (every tag below ~120 people): no index to compute.
+  local bucket = first
+  if s > 1 then bucket = prefix .. registry_index(field, s) end
   -- New rows (most of a first import) cost one write; others a read as well.
   if redis.call('HSETNX', bucket, field, value) == 1 then
     imported = imported + 1
