@@ -6,7 +6,7 @@
 use crate::domain::pesel::checksum_digit;
 use crate::domain::{MaidenName, Pesel};
 use crate::keys::Keys;
-use crate::store::{RegistryCounts, RegistryRecord, Store, StoreError};
+use crate::store::{RegistryCounts, RegistryRecord, Store, StoreError, layout};
 use futures::StreamExt;
 use rand::{Rng, RngExt, SeedableRng};
 use std::collections::HashSet;
@@ -166,6 +166,11 @@ pub fn parse(
 
 /// Rows per upsert (two scripts of 1,000 rows on Redis).
 pub const IMPORT_BATCH: usize = 2000;
+/// Rows read, hashed and sorted by registry bucket before they are sent
+/// (~13 MB): at 2 M people a window brings ~8 rows per bucket, which the
+/// upsert script handles with one read and one write (see
+/// `lua/registry_upsert.lua`). The next window is read while this one is sent.
+pub const IMPORT_WINDOW: usize = 1 << 19;
 /// Upserts in flight at once: enough to keep Redis busy while the next
 /// batch is hashed and on the wire.
 const IN_FLIGHT: usize = 4;
@@ -211,11 +216,21 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Streams a registry CSV into `store`: a thread reads and hashes rows in
-/// batches of [`IMPORT_BATCH`] (never the whole file), and up to
-/// [`IN_FLIGHT`] upserts are in flight. Re-running it is harmless (an upsert
-/// of the same row is `unchanged`), so an interrupted import is simply run
-/// again. `progress` is told after every batch.
+/// The order that puts the rows of one registry bucket next to each other
+/// whatever a tag's bucket count: by Cluster slot (so that a batch needs few
+/// script calls on a Cluster, one per slot), tag, then the bit-reversed byte
+/// whose low bits are the bucket index (`crate::store::layout`).
+fn bucket_order(r: &RegistryRecord) -> (u16, u8, u8, u8) {
+    let k = r.key.as_bytes();
+    (layout::tag_slot(&r.key), k[0], k[1], k[3].reverse_bits())
+}
+
+/// Streams a registry CSV into `store`: a thread reads and hashes rows into
+/// windows of [`IMPORT_WINDOW`] (never the whole file) sorted by bucket, and
+/// upserts of [`IMPORT_BATCH`] rows go out with up to [`IN_FLIGHT`] in flight
+/// while the next window is read. Re-running it is harmless (an upsert of the
+/// same row is `unchanged`), so an interrupted import is simply run again.
+/// `progress` is told after every batch.
 pub async fn import<R: Read + Send + 'static>(
     input: R,
     today: time::Date,
@@ -228,7 +243,9 @@ pub async fn import<R: Read + Send + 'static>(
         inner: std::io::BufReader::with_capacity(1 << 16, input),
         read: bytes.clone(),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Batch, RegistryError>>(2 * IN_FLIGHT);
+    // One window waits while one is sent and one is read: memory stays at
+    // about three windows.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<Batch>, RegistryError>>(1);
     let (header_tx, header_rx) = tokio::sync::oneshot::channel();
     let reader = std::thread::Builder::new()
         .name("registry-reader".into())
@@ -244,16 +261,13 @@ pub async fn import<R: Read + Send + 'static>(
                 }
             };
             loop {
-                let mut batch = Batch {
-                    records: Vec::with_capacity(IMPORT_BATCH),
-                    bad: Vec::new(),
-                    rows: 0,
-                };
+                let mut records = Vec::with_capacity(IMPORT_WINDOW);
+                let (mut bad, mut read) = (Vec::new(), 0u64);
                 let mut end = false;
-                while batch.records.len() < IMPORT_BATCH {
+                while records.len() < IMPORT_WINDOW {
                     match rows.next_row() {
-                        Ok(Some(Ok(row))) => batch.records.push(row.to_record(&keys)),
-                        Ok(Some(Err(bad))) => batch.bad.push(bad),
+                        Ok(Some(Ok(row))) => records.push(row.to_record(&keys)),
+                        Ok(Some(Err(b))) => bad.push(b),
                         Ok(None) => {
                             end = true;
                             break;
@@ -263,9 +277,34 @@ pub async fn import<R: Read + Send + 'static>(
                             return;
                         }
                     }
-                    batch.rows += 1;
+                    read += 1;
                 }
-                if (batch.rows > 0 && tx.blocking_send(Ok(batch)).is_err()) || end {
+                records.sort_by_cached_key(bucket_order);
+                let mut batches: Vec<Batch> = records
+                    .chunks(IMPORT_BATCH)
+                    .map(|c| Batch {
+                        records: c.to_vec(),
+                        bad: Vec::new(),
+                        rows: c.len() as u64,
+                    })
+                    .collect();
+                drop(records);
+                if read > 0 {
+                    if batches.is_empty() {
+                        batches.push(Batch {
+                            records: Vec::new(),
+                            bad: Vec::new(),
+                            rows: 0,
+                        });
+                    }
+                    let last = batches.last_mut().expect("one batch at least");
+                    last.rows += bad.len() as u64;
+                    last.bad = bad;
+                    if tx.blocking_send(Ok(batches)).is_err() {
+                        return;
+                    }
+                }
+                if end {
                     return;
                 }
             }
@@ -275,8 +314,15 @@ pub async fn import<R: Read + Send + 'static>(
         .await
         .unwrap_or_else(|_| Err(RegistryError::Read(std::io::Error::other("reader stopped"))))?;
 
-    let batches =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let windows =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|w| (w, rx)) });
+    let batches = windows.flat_map(|window| {
+        let batches: Vec<Result<Batch, RegistryError>> = match window {
+            Ok(batches) => batches.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(batches)
+    });
     let mut upserts = std::pin::pin!(
         batches
             .map(|batch| {

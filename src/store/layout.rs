@@ -148,8 +148,24 @@ pub fn slot(key: &str) -> u16 {
         },
         None => bytes,
     };
+    crc16(hashed) % 16384
+}
+
+/// The Redis Cluster slot of a person's keys and registry bucket.
+pub fn tag_slot(k: &PeselKey) -> u16 {
+    let mut hex = [0u8; 4];
+    let digits = b"0123456789abcdef";
+    for (i, b) in k.as_bytes()[..2].iter().enumerate() {
+        hex[2 * i] = digits[usize::from(b >> 4)];
+        hex[2 * i + 1] = digits[usize::from(b & 15)];
+    }
+    crc16(&hex) % 16384
+}
+
+/// CRC16/XMODEM, the checksum of Redis Cluster's key slots.
+fn crc16(bytes: &[u8]) -> u16 {
     let mut crc: u16 = 0;
-    for &b in hashed {
+    for &b in bytes {
         crc ^= u16::from(b) << 8;
         for _ in 0..8 {
             crc = if crc & 0x8000 != 0 {
@@ -159,7 +175,7 @@ pub fn slot(key: &str) -> u16 {
             };
         }
     }
-    crc % 16384
+    crc
 }
 
 /// SCAN pattern of the person keys of the layout before buckets.
@@ -186,6 +202,7 @@ mod tests {
         );
         assert_eq!(registry_bucket0(&k), "census:{1234}:r:0");
         assert_eq!(slot(&person_key(&k, "lock")), slot(&registry_bucket0(&k)));
+        assert_eq!(tag_slot(&k), slot(&registry_bucket0(&k)));
         assert_eq!(&registry_field(&k), b"abcdefghijklmn");
     }
 

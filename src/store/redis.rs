@@ -1027,7 +1027,7 @@ impl Store for RedisStore {
             let mut by_slot: std::collections::BTreeMap<u16, Vec<&RegistryRecord>> =
                 std::collections::BTreeMap::new();
             for row in rows {
-                let slot = layout::slot(&layout::tag(&row.key));
+                let slot = layout::tag_slot(&row.key);
                 by_slot.entry(slot).or_default().push(row);
             }
             by_slot.values().map(|g| invocation(g)).collect()

@@ -775,3 +775,66 @@ async fn crowded_buckets_stay_listpacks() {
     }
     assert_eq!(entries, 2000 + 1, "everyone once, and the count");
 }
+
+/// The layout before registry buckets moves on a Cluster too: old keys are on
+/// every master, SCAN walks each, and each key lands in its new slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_layout_migrates_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .env("REDISCLI_AUTH", CLUSTER_PASSWORD)
+            .args(["-c", "-p", &cluster.nodes[0].port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let people: Vec<PeselKey> = (0..40)
+        .map(|_| PeselKey::from_bytes(rng.random()))
+        .collect();
+    for (i, k) in people.iter().enumerate() {
+        let acct = format!("census:{{{}}}:acct", k.to_hex());
+        let mn = hex::encode([i as u8; 32]);
+        cli(&[
+            "HSET",
+            &acct,
+            "mn",
+            &mn,
+            "rsv",
+            "1",
+            "pw",
+            "$argon2id$x",
+            "gen",
+            "2",
+        ]);
+        let lock = format!("census:{{{}}}:lock", k.to_hex());
+        cli(&["HSET", &lock, "f", "1", "l", "0", "u", "0", "lf", "1"]);
+        cli(&["PEXPIRE", &lock, "600000"]);
+    }
+    let store = RedisStore::new(&cluster.url(), Duration::from_secs(2)).unwrap();
+    assert_eq!(store.migrate().await.unwrap(), 80);
+    for (i, k) in people.iter().enumerate() {
+        let status = store.account_status(k).await.unwrap();
+        assert_eq!(status.account.maiden_tag, Some([i as u8; 8]), "person {i}");
+        assert!(status.account.reserved);
+        assert_eq!(status.account.password_phc.as_deref(), Some("$argon2id$x"));
+        assert_eq!(status.account.generation, 2);
+        assert_eq!(status.lock.failures, 1);
+    }
+    for node in &cluster.nodes {
+        let out = std::process::Command::new("redis-cli")
+            .env("REDISCLI_AUTH", CLUSTER_PASSWORD)
+            .args(["-p", &node.port.to_string(), "--scan", "--pattern"])
+            .arg(census_login::store::layout::LEGACY_PERSON_PATTERN)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "",
+            "old keys left"
+        );
+    }
+    assert_eq!(store.migrate().await.unwrap(), 0);
+}

@@ -36,13 +36,13 @@ done
 [ -x /usr/bin/time ] || die "/usr/bin/time not found: apt-get install time"
 
 if [ -z "${CENSUS_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --bin census-login --example registry_memory) || die "build failed"
+  (cd "$root" && nice -n 10 cargo build --release --bin census-login --example registry_memory) || die "build failed"
   bin="$root/target/release/census-login"
 else
   bin=$CENSUS_BIN
 fi
 memory_example="$root/target/release/examples/registry_memory"
-[ -x "$memory_example" ] || (cd "$root" && cargo build --release --example registry_memory) || die "build failed"
+[ -x "$memory_example" ] || (cd "$root" && nice -n 10 cargo build --release --example registry_memory) || die "build failed"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/registry-scale.XXXXXX")
 redis_pid= svc_pid=
