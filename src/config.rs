@@ -104,6 +104,12 @@ pub struct PasswordSettings {
     pub argon2_parallelism: u32,
     pub max_concurrent_hashes: Option<usize>,
     pub max_queued_hashes: Option<usize>,
+    /// Nice value of the hashing threads (Linux; 0 = the request workers' own).
+    pub hash_thread_nice: i32,
+    /// How long a login or definition shed with 503 `overloaded` is held
+    /// before it is answered: a client retrying at once then costs little.
+    #[serde(with = "humantime_serde")]
+    pub shed_delay: Duration,
 }
 
 impl PasswordSettings {

@@ -219,6 +219,7 @@ pub fn build_auth(
         argon2_config(settings),
         p.hash_slots(),
         p.hash_queue(),
+        p.hash_thread_nice,
         metrics.clone(),
     )?;
     Ok(AuthService::new(AuthParts {
@@ -278,6 +279,7 @@ fn auth_settings(settings: &Settings) -> AuthSettings {
         min_password_length: settings.password.min_length,
         refuse_reserved: settings.registry.refuse_reserved,
         retain_until: crate::auth::admin::retain_until(closes_at, ms(settings.census.retention)),
+        shed_delay: settings.password.shed_delay,
     }
 }
 

@@ -78,6 +78,7 @@ impl AuthService {
     pub async fn unlock(&self, pesel: &str, actor: &str) -> Result<(), AuthError> {
         let key = self.admin_key(pesel)?;
         self.store().unlock(&key).await?;
+        self.locks.forget(&key);
         tracing::warn!(event = "admin_unlock", audit = true, actor, cid = %key.correlation_id(), "lock lifted by the helpline");
         Ok(())
     }
@@ -87,6 +88,7 @@ impl AuthService {
     pub async fn reset(&self, pesel: &str, actor: &str) -> Result<bool, AuthError> {
         let key = self.admin_key(pesel)?;
         let had_password = self.store().reset_account(&key).await?;
+        self.locks.forget(&key);
         tracing::warn!(event = "admin_reset", audit = true, actor, had_password, cid = %key.correlation_id(), "account reset by the helpline");
         Ok(had_password)
     }

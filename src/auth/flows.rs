@@ -5,6 +5,7 @@
 
 use super::{AuthError, AuthService, SessionGrant, seconds_until, session};
 use crate::auth::hasher;
+use crate::clock::Millis;
 use crate::domain::{LoginPassword, MaidenName, NewPassword};
 use crate::domain::{Pesel, Violation};
 use crate::keys::PeselKey;
@@ -68,6 +69,12 @@ impl AuthService {
                 Err(AuthError::StoreUnavailable)
             }
         };
+        let hold = self.settings().shed_delay;
+        if matches!(result, Err(AuthError::Overloaded { .. })) && !hold.is_zero() {
+            // A timer, not work: a client that retries at once now comes back
+            // a few times a second instead of thousands.
+            tokio::time::sleep(hold).await;
+        }
         let label = result
             .as_ref()
             .map_or_else(|e| e.code().outcome_label(), |_| "ok");
@@ -222,6 +229,13 @@ impl AuthService {
     ) -> Result<(PeselKey, String, crate::store::AccountRecord), AuthError> {
         self.check_period(self.now())?;
         let key = self.keys().pesel_key(pesel);
+        if let Some(lock) = self.locks.get(&key, self.now()) {
+            tracing::info!(event = "attempt_while_locked", cid = %key.correlation_id(), "attempt refused: locked");
+            return Err(AuthError::Locked {
+                until: lock.until,
+                retry_after: lock.retry_after,
+            });
+        }
         self.probe_room(&key).await?;
         let (ticket, account) = self.reserve(&key).await?;
         Ok((key, ticket, account))
@@ -241,10 +255,7 @@ impl AuthService {
             Begin::Allowed { account } => Ok((ticket, account)),
             Begin::Locked { until } => {
                 tracing::info!(event = "attempt_while_locked", cid = %key.correlation_id(), "attempt refused: locked");
-                Err(AuthError::Locked {
-                    until,
-                    retry_after: seconds_until(now, until),
-                })
+                Err(self.locked(key, until, now))
             }
             Begin::Contended { retry_at } => Err(AuthError::Locked {
                 until: retry_at,
@@ -279,10 +290,7 @@ impl AuthService {
             Some(lock) => {
                 self.metrics().lock_started(lock.level);
                 tracing::warn!(event = "lock_started", cid = %cid, flow = flow.label(), lock_level = lock.level, "account locked");
-                Err(AuthError::Locked {
-                    until: lock.until,
-                    retry_after: seconds_until(settled.now, lock.until),
-                })
+                Err(self.locked(key, lock.until, settled.now))
             }
             None => {
                 tracing::info!(event = "credentials_rejected", cid = %cid, flow = flow.label(), "credentials rejected");
@@ -293,6 +301,16 @@ impl AuthService {
 
     async fn neutral(&self, key: &PeselKey, ticket: &str) -> Result<(), AuthError> {
         self.settle(key, ticket, Settle::Neutral).await.map(|_| ())
+    }
+
+    /// A lock the store reported (at its time `store_now`): remembered for the
+    /// next attempts on this replica (see `lock_cache`), and answered 423.
+    fn locked(&self, key: &PeselKey, until: Millis, store_now: Millis) -> AuthError {
+        self.locks.remember(key, until, store_now, self.now());
+        AuthError::Locked {
+            until,
+            retry_after: seconds_until(store_now, until),
+        }
     }
 
     fn overloaded(&self) -> AuthError {
@@ -313,10 +331,7 @@ impl AuthService {
         match self.store().locked_until(key).await? {
             Some(LockedUntil { until, now }) => {
                 tracing::info!(event = "attempt_while_locked", cid = %key.correlation_id(), "attempt refused: locked");
-                Err(AuthError::Locked {
-                    until,
-                    retry_after: seconds_until(now, until),
-                })
+                Err(self.locked(key, until, now))
             }
             None => Err(self.overloaded()),
         }

@@ -169,8 +169,8 @@ impl Worker {
             && Output::new(&out).is_ok_and(|computed| computed == expected)
     }
 
-    fn run(mut self, jobs: crossbeam_channel::Receiver<Job>) {
-        lower_priority();
+    fn run(mut self, jobs: crossbeam_channel::Receiver<Job>, nice: i32) {
+        lower_priority(nice);
         // Ends when every sender is gone, i.e. when the pool is dropped.
         for job in jobs {
             self.busy.fetch_add(1, Ordering::Relaxed);
@@ -215,14 +215,16 @@ impl Worker {
 /// nice 5. Should request work ever take the whole CPU, hashing slows, the
 /// bounded queue fills and logins are shed with 503, never silently starved.
 /// Linux nice values are per thread; elsewhere this does nothing.
-fn lower_priority() {
+fn lower_priority(nice: i32) {
     #[cfg(target_os = "linux")]
     // SAFETY: setpriority only changes the calling thread's nice value
     // (who = its thread id); no memory is touched.
     unsafe {
         let tid = libc::gettid() as libc::id_t;
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, nice);
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 impl HashPool {
@@ -231,6 +233,7 @@ impl HashPool {
         config: Argon2Config,
         slots: usize,
         queue: usize,
+        nice: i32,
         metrics: Arc<Metrics>,
     ) -> Result<Self, HashError> {
         let slots = slots.max(1);
@@ -258,7 +261,7 @@ impl HashPool {
             let rx = rx.clone();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || worker.run(rx))
+                .spawn(move || worker.run(rx, nice))
                 .map_err(|e| HashError(e.to_string()))?;
         }
         metrics.hash_slots.set(slots as i64);
@@ -391,6 +394,7 @@ mod tests {
             FAST,
             slots,
             queue,
+            19,
             Arc::new(Metrics::new("test")),
         )
         .unwrap()
@@ -410,7 +414,7 @@ mod tests {
     #[tokio::test]
     async fn the_pepper_is_part_of_the_hash() {
         let a = pool(1, 0);
-        let b = HashPool::new(b"other", FAST, 1, 0, Arc::new(Metrics::new("t"))).unwrap();
+        let b = HashPool::new(b"other", FAST, 1, 0, 19, Arc::new(Metrics::new("t"))).unwrap();
         let permit = a.try_admit().unwrap();
         let phc = a.hash(&permit, "Spis2021Ok").await.unwrap();
         let permit_b = b.try_admit().unwrap();
@@ -477,6 +481,7 @@ mod tests {
             },
             1,
             0,
+            19,
             Arc::new(Metrics::new("t")),
         )
         .unwrap();

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod flows;
 pub mod handoff;
 pub mod hasher;
+pub mod lock_cache;
 pub mod session;
 
 use crate::clock::{Clock, Millis};
@@ -83,6 +84,7 @@ impl From<StoreError> for AuthError {
 #[derive(Clone)]
 pub struct AuthService {
     inner: Arc<AuthParts>,
+    locks: Arc<lock_cache::LockCache>,
 }
 
 pub struct AuthSettings {
@@ -94,6 +96,8 @@ pub struct AuthSettings {
     pub refuse_reserved: bool,
     /// `census.closes_at` + `census.retention`: when no-PESEL requests expire.
     pub retain_until: Option<Millis>,
+    /// `password.shed_delay`: how long a shed attempt waits for its 503.
+    pub shed_delay: std::time::Duration,
 }
 
 /// What the flows are made of; handed over once, then private to them.
@@ -117,6 +121,7 @@ impl AuthService {
     pub fn new(parts: AuthParts) -> Self {
         Self {
             inner: Arc::new(parts),
+            locks: Arc::default(),
         }
     }
 

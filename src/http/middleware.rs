@@ -140,7 +140,14 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let start = Instant::now();
-    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    // A v4 UUID from the thread's CSPRNG: `Uuid::new_v4()` would make a
+    // getrandom system call for every request.
+    let mut random = [0u8; 16];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut random);
+    let request_id = uuid::Builder::from_random_bytes(random)
+        .into_uuid()
+        .simple()
+        .to_string();
     let method = method_label(req.method());
     let span = tracing::info_span!("request", request_id = %request_id);
     let metrics = req
@@ -151,19 +158,16 @@ pub async fn observe(
     let latency = start.elapsed();
     let (status, route) = match &result {
         Ok(res) => (
-            res.status().as_u16(),
+            res.status(),
             res.request()
                 .match_pattern()
                 .unwrap_or_else(|| "unmatched".into()),
         ),
-        Err(e) => (
-            e.as_response_error().status_code().as_u16(),
-            "unmatched".into(),
-        ),
+        Err(e) => (e.as_response_error().status_code(), "unmatched".into()),
     };
     if let Some(m) = metrics {
         m.http_requests
-            .with_label_values(&[&route, method, &status.to_string()])
+            .with_label_values(&[&route, method, status.as_str()])
             .inc();
         m.http_duration
             .with_label_values(&[&route, method])
@@ -174,7 +178,7 @@ pub async fn observe(
             target: "census_login::access",
             method = %method,
             route = %route,
-            status,
+            status = status.as_u16(),
             latency_ms = latency.as_secs_f64() * 1000.0,
             "request"
         )

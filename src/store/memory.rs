@@ -265,14 +265,18 @@ impl Store for MemoryStore {
         let mut state = self.state();
         let now = self.clock.now();
         let id = (*key, *token_hash);
-        let Some((first_login, ends, expires)) = state.sessions.get(&id).copied() else {
+        let Some((first_login, ends, old_expiry)) = state.sessions.get(&id).copied() else {
             return Ok(None);
         };
-        if expires <= now {
+        if old_expiry <= now {
             state.sessions.remove(&id);
             return Ok(None);
         }
-        let expires = session_expiry(now, idle, ends);
+        // As touch_session.lua: the expiry moves in whole seconds.
+        let mut expires = session_expiry(now, idle, ends);
+        if (0..super::session_step(idle)).contains(&(expires - old_expiry)) {
+            expires = old_expiry;
+        }
         state.sessions.insert(id, (first_login, ends, expires));
         Ok(Some(SessionRecord {
             first_login_at: first_login,

@@ -395,3 +395,10 @@ pub trait Store: Send + Sync + 'static {
         grant_hash: &[u8; 32],
     ) -> Result<GrantLookup, StoreError>;
 }
+
+/// How far a session's sliding expiry must move before it is written: a
+/// second (the API's precision), or a 64th of a shorter idle timeout.
+/// touch_session.lua computes the same.
+pub fn session_step(idle: Millis) -> Millis {
+    (idle / 64).min(1000)
+}

@@ -11,6 +11,14 @@ if exp <= now or (v[3] and tonumber(v[3]) <= now) then
   redis.call('DEL', KEYS[1])
   return false
 end
-redis.call('HSET', KEYS[1], 'exp', exp)
-redis.call('PEXPIREAT', KEYS[1], exp)
+-- The sliding expiry moves in steps of a second (the API shows seconds; a
+-- 64th of a shorter idle timeout): checks within one step read only (no write,
+-- no replication, no AOF). src/store/mod.rs: session_step.
+local old = tonumber(v[3]) or 0
+if exp - old >= math.min(1000, math.floor(tonumber(ARGV[2]) / 64)) or exp < old then
+  redis.call('HSET', KEYS[1], 'exp', exp)
+  redis.call('PEXPIREAT', KEYS[1], exp)
+else
+  exp = old
+end
 return { fl, we, exp }
