@@ -6,7 +6,7 @@ local now = store_now(ARGV[1])
 -- failures during a lock do not count (fail() in lockout.lua), so reservations
 -- expiring now change no state whenever they are processed later.
 local u = tonumber(redis.call('HGET', KEYS[1], 'u')) or 0
-if u > now then return { 'locked', u, '', '', '', '', '', now } end
+if u > now then return { 'locked', u, '', '', '', '', now } end
 local p = policy(ARGV, 2)
 local s = load_lock(KEYS[1])
 local before = copy(s)
