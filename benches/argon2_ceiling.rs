@@ -77,6 +77,8 @@ fn pool(secs: Duration) -> f64 {
                 CONFIG,
                 slots,
                 slots,
+                // Same priority as the plain loop it is compared with.
+                0,
                 Arc::new(Metrics::new("bench")),
             )
             .expect("pool"),
