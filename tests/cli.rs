@@ -399,6 +399,9 @@ fn the_logs_never_contain_personal_data_and_unlock_works_from_the_command_line()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The service remembers a lock for up to 1 s (src/auth/lock_cache.rs) and
+    // an unlock from another process cannot tell it.
+    std::thread::sleep(Duration::from_millis(1100));
     let good = format!(r#"{{"pesel":"{pesel}","password":"Secret2021x"}}"#);
     assert_eq!(
         http("POST", &format!("{api}/login"), Some(&good), None).0,
