@@ -635,7 +635,8 @@ impl RedisStore {
     ) -> Result<Option<Option<SessionRecord>>, StoreError> {
         let test_now = self.clock.as_ref().map(|c| c.now());
         let skey = skey.to_owned();
-        let (time, fields): (Option<(i64, i64)>, (Option<i64>, Option<i64>, Option<i64>)) = self
+        type Fields = (Option<i64>, Option<i64>, Option<i64>);
+        let (time, fields): (Option<(i64, i64)>, Fields) = self
             .run(|mut c| async move {
                 let mut pipe = ::redis::pipe();
                 if test_now.is_none() {
@@ -661,13 +662,12 @@ impl RedisStore {
         };
         let next = (now + idle).min(we);
         Ok(
-            (next > now && exp > now && (0..super::session_step(idle)).contains(&(next - exp))).then_some(Some(
-                SessionRecord {
+            (next > now && exp > now && (0..super::session_step(idle)).contains(&(next - exp)))
+                .then_some(Some(SessionRecord {
                     first_login_at: fl,
                     window_ends_at: we,
                     expires_at: exp,
-                },
-            )),
+                })),
         )
     }
 
