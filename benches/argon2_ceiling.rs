@@ -78,7 +78,8 @@ fn pool(secs: Duration) -> f64 {
                 CONFIG,
                 slots,
                 slots,
-                19, // as the service runs them (password.hash_thread_nice)
+                // Same priority as the plain loop it is compared with.
+                0,
                 Arc::new(Metrics::new("bench")),
             )
             .expect("pool"),

@@ -19,6 +19,14 @@ impl PeselKey {
         hex::encode(self.0)
     }
 
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
     pub fn from_hex(s: &str) -> Option<Self> {
         let mut out = [0u8; 16];
         hex::decode_to_slice(s, &mut out).ok()?;
@@ -40,6 +48,10 @@ impl fmt::Debug for PeselKey {
 
 /// Keyed hash of a normalized maiden name.
 pub type MaidenHash = [u8; 32];
+
+/// What the registry stores of a maiden name: the first 8 bytes of its
+/// [`MaidenHash`]. Why 8 are enough is in `crate::store::layout`.
+pub type MaidenTag = [u8; 8];
 
 pub struct Keys {
     pesel: SecretBox<[u8; 32]>,
@@ -82,6 +94,13 @@ impl Keys {
 
     pub fn maiden_hash(&self, name: &MaidenName) -> MaidenHash {
         Self::mac(&self.maiden, name.normalized().as_bytes())
+    }
+
+    pub fn maiden_tag(&self, name: &MaidenName) -> MaidenTag {
+        let full = self.maiden_hash(name);
+        let mut tag = [0u8; 8];
+        tag.copy_from_slice(&full[..8]);
+        tag
     }
 
     /// Keyed hash of a client network, so the store never holds addresses.

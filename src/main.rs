@@ -53,7 +53,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum RegistryCommand {
-    /// Upsert a registry CSV into the configured store.
+    /// Stream a registry CSV (`-` = stdin) into the configured store.
     Import { file: std::path::PathBuf },
     /// Write a synthetic registry CSV to stdout.
     Generate {
@@ -157,38 +157,137 @@ fn generate(count: usize, seed: u64) -> ExitCode {
     }
 }
 
-async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
-    let reader = match std::fs::File::open(file) {
-        Ok(f) => f,
-        Err(e) => return fail(&format!("{}: {e}", file.display())),
-    };
-    let keys = Keys::from_pepper(&pepper(&settings));
-    let (records, bad) = match registry::load(
-        std::io::BufReader::new(reader),
-        census_login::clock::SystemClock.poland_today(),
-        &keys,
-    ) {
-        Ok(r) => r,
-        Err(e) => return fail(&e.to_string()),
-    };
-    for b in &bad {
-        eprintln!("{}:{}: {}", file.display(), b.line, b.reason);
+/// Progress output: a bar on a terminal, a plain line every few seconds otherwise.
+enum Progress {
+    Bar(indicatif::ProgressBar),
+    Lines {
+        last: std::time::Instant,
+        every: std::time::Duration,
+    },
+}
+
+impl Progress {
+    /// `len`: the total (bytes of the input, keys to delete), if known.
+    fn new(len: Option<u64>) -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Self::Lines {
+                last: std::time::Instant::now(),
+                every: std::time::Duration::from_secs(5),
+            };
+        }
+        let bar = match len {
+            Some(n) => indicatif::ProgressBar::new(n).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{wide_bar} {percent:>3}% {msg} · {elapsed} elapsed, {eta} left",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            ),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Self::Bar(bar)
     }
+
+    /// `at` of `len` done; `what` says it in words.
+    fn update(&mut self, at: u64, len: Option<u64>, what: &str) {
+        match self {
+            Self::Bar(bar) => {
+                if let Some(len) = len {
+                    bar.set_length(len.max(at));
+                }
+                bar.set_position(at);
+                bar.set_message(what.to_owned());
+            }
+            Self::Lines { last, every } => {
+                if last.elapsed() >= *every {
+                    *last = std::time::Instant::now();
+                    let share = len
+                        .filter(|l| *l > 0)
+                        .map(|l| format!(", {:.0}%", 100.0 * at as f64 / l as f64))
+                        .unwrap_or_default();
+                    eprintln!("{what}{share}");
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `registry import FILE|-`: streams the CSV into the store, with progress
+/// and a summary; exits non-zero when rows were rejected (API.md).
+async fn import(settings: Settings, file: &std::path::Path) -> ExitCode {
+    let (input, name, size): (Box<dyn std::io::Read + Send>, String, Option<u64>) =
+        if file.as_os_str() == "-" {
+            (Box::new(std::io::stdin()), "(stdin)".to_owned(), None)
+        } else {
+            match std::fs::File::open(file) {
+                Ok(f) => {
+                    let size = f.metadata().ok().map(|m| m.len());
+                    (Box::new(f), file.display().to_string(), size)
+                }
+                Err(e) => return fail(&format!("{}: {e}", file.display())),
+            }
+        };
+    let keys = Arc::new(Keys::from_pepper(&pepper(&settings)));
     let store = match build_store(&settings, Arc::new(Metrics::new("cli")), &Clocks::default()) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
-    let bar = indicatif::ProgressBar::new(records.len() as u64);
-    for chunk in records.chunks(1000) {
-        if let Err(e) = store.upsert_registry(chunk).await {
-            bar.abandon();
-            return fail(&e.to_string());
+    let started = std::time::Instant::now();
+    let rate = move |rows: u64| rows as f64 / started.elapsed().as_secs_f64().max(1e-3);
+    let mut progress = Progress::new(size);
+    let result = registry::import(
+        input,
+        census_login::clock::SystemClock.poland_today(),
+        keys,
+        store,
+        |p| {
+            let what = format!(
+                "{} rows, {:.0} rows/s, {} rejected",
+                p.rows,
+                rate(p.rows),
+                p.rejected
+            );
+            progress.update(p.bytes, size, &what);
+        },
+    )
+    .await;
+    progress.finish();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(&format!(
+                "{e} (importing again is safe: rows already in are counted unchanged)"
+            ));
         }
-        bar.inc(chunk.len() as u64);
+    };
+    let c = report.counts;
+    let rows = c.imported + c.updated + c.unchanged + report.rejected;
+    eprintln!(
+        "imported {}, updated {}, unchanged {}, rejected {} ({rows} rows in {:.1} s, {:.0} rows/s)",
+        c.imported,
+        c.updated,
+        c.unchanged,
+        report.rejected,
+        started.elapsed().as_secs_f64(),
+        rate(rows),
+    );
+    for b in &report.bad {
+        eprintln!("rejected {name}:{}: {}", b.line, b.reason);
     }
-    bar.finish();
-    eprintln!("imported {} rows, {} bad", records.len(), bad.len());
-    if bad.is_empty() {
+    if report.rejected > report.bad.len() as u64 {
+        eprintln!(
+            "… and {} more rejected rows not listed",
+            report.rejected - report.bad.len() as u64
+        );
+    }
+    if report.rejected == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -211,8 +310,15 @@ async fn unlock(settings: Settings, pesel: &str) -> ExitCode {
     }
 }
 
+/// `purge`: everything under `census:` goes, in batches that never block
+/// Redis, after the operator typed PURGE (or `--yes`; without a terminal
+/// there is nobody to ask, so `--yes` is required).
 async fn purge(settings: Settings, yes: bool) -> ExitCode {
     if !yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return fail("not confirmed (no terminal to ask; pass --yes); nothing deleted");
+        }
         eprint!(
             "This deletes ALL census data (registry, accounts, sessions) from the {:?} store. Type PURGE to continue: ",
             settings.backend()
@@ -226,7 +332,18 @@ async fn purge(settings: Settings, yes: bool) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
     };
-    match store.purge().await {
+    let progress = std::sync::Mutex::new(Progress::new(None));
+    let result = store
+        .purge(&|done, estimate| {
+            if let Ok(mut p) = progress.lock() {
+                p.update(done, Some(estimate), &format!("{done} keys deleted"));
+            }
+        })
+        .await;
+    if let Ok(p) = progress.lock() {
+        p.finish();
+    }
+    match result {
         Ok(n) => {
             eprintln!("deleted {n} keys");
             ExitCode::SUCCESS

@@ -16,10 +16,10 @@ use crate::keys::Keys;
 use crate::metrics::Metrics;
 use crate::rate_limit::SharedRateLimiter;
 use crate::registry;
+use crate::store::Store;
 use crate::store::instrumented::Instrumented;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::{RedisOptions, RedisStore};
-use crate::store::{RegistryRecord, Store};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, from_fn};
 use actix_web::{App, HttpServer, guard, web};
@@ -152,34 +152,59 @@ pub fn pepper(settings: &Settings) -> SecretString {
     })
 }
 
-fn seed_rows(
-    settings: &Settings,
-    keys: &Keys,
+/// The start-up seed: what to import, checked at start-up (a missing file
+/// stops it) and streamed into the store in the background by the same
+/// import as `census-login registry import`.
+pub struct Seed {
+    source: Option<(String, Option<String>)>,
+    keys: Arc<Keys>,
     today: time::Date,
-) -> Result<Vec<RegistryRecord>, StartupError> {
-    let (path, text) = match settings.registry.seed_file.as_deref() {
-        None => (
-            "(bundled demo registry)".to_owned(),
-            registry::DEMO_REGISTRY.to_owned(),
-        ),
-        Some("") => return Ok(Vec::new()),
-        Some(path) => (
-            path.to_owned(),
-            std::fs::read_to_string(path).map_err(|e| StartupError::Seed {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?,
-        ),
-    };
-    let (records, bad) =
-        registry::load(text.as_bytes(), today, keys).map_err(|e| StartupError::Seed {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-    for b in &bad {
-        tracing::warn!(file = %path, line = b.line, reason = %b.reason, "registry row skipped");
+}
+
+impl Seed {
+    fn new(settings: &Settings, keys: Arc<Keys>, today: time::Date) -> Result<Self, StartupError> {
+        let source = match settings.registry.seed_file.as_deref() {
+            None => Some(("(bundled demo registry)".to_owned(), None)),
+            Some("") => None,
+            Some(path) => {
+                std::fs::File::open(path).map_err(|e| StartupError::Seed {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                Some((path.to_owned(), Some(path.to_owned())))
+            }
+        };
+        Ok(Self {
+            source,
+            keys,
+            today,
+        })
     }
-    Ok(records)
+
+    /// Imports the seed (again: it is idempotent).
+    async fn load(&self, store: Arc<dyn Store>) -> Result<(), String> {
+        let Some((name, path)) = &self.source else {
+            return Ok(());
+        };
+        let input: Box<dyn std::io::Read + Send> = match path {
+            None => Box::new(std::io::Cursor::new(registry::DEMO_REGISTRY.as_bytes())),
+            Some(p) => Box::new(std::fs::File::open(p).map_err(|e| format!("{p}: {e}"))?),
+        };
+        let report = registry::import(input, self.today, self.keys.clone(), store, |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        for b in &report.bad {
+            tracing::warn!(file = %name, line = b.line, reason = %b.reason, "registry row skipped");
+        }
+        tracing::info!(
+            imported = report.counts.imported,
+            updated = report.counts.updated,
+            unchanged = report.counts.unchanged,
+            rejected = report.rejected,
+            "registry seed loaded"
+        );
+        Ok(())
+    }
 }
 
 /// The flows over `store` and `keys`, with the hashing pool as configured.
@@ -291,7 +316,7 @@ impl Application {
             crate::oidc::Provider::new(&settings, auth.clone(), metrics.clone())
                 .map_err(StartupError::Oidc)?,
         );
-        let seed = seed_rows(&settings, &keys, clocks.service.poland_today())?;
+        let seed = Seed::new(&settings, keys.clone(), clocks.service.poland_today())?;
         let rl = &settings.rate_limit;
         let limiter = SharedRateLimiter::new(
             crate::domain::rate_limit::RatePolicy {
@@ -482,7 +507,7 @@ fn national_node(
 }
 
 /// Background work of one application; every task ends with the runtime.
-fn spawn_background(state: &web::Data<AppState>, store: Arc<dyn Store>, seed: Vec<RegistryRecord>) {
+fn spawn_background(state: &web::Data<AppState>, store: Arc<dyn Store>, seed: Seed) {
     // Seeding (after moving older data to the current layout) retries until
     // the store answers: the service starts (not ready) while Redis is down.
     let readiness = state.readiness.clone();
@@ -490,13 +515,12 @@ fn spawn_background(state: &web::Data<AppState>, store: Arc<dyn Store>, seed: Ve
     tokio::spawn(async move {
         loop {
             let loaded = match seed_store.migrate().await {
-                Ok(_) => seed_store.upsert_registry(&seed).await,
-                Err(e) => Err(e),
+                Ok(_) => seed.load(seed_store.clone()).await,
+                Err(e) => Err(e.to_string()),
             };
             match loaded {
                 Ok(()) => {
                     readiness.seeded.store(true, Ordering::Release);
-                    tracing::info!(rows = seed.len(), "registry seed loaded");
                     return;
                 }
                 Err(e) => {

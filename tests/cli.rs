@@ -75,8 +75,173 @@ fn registry_generate_writes_valid_csv_and_import_reports_bad_lines() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.csv:52: pesel_checksum"), "{err}");
-    assert!(err.contains("imported 50 rows, 1 bad"), "{err}");
+    assert!(
+        err.contains("rejected ") && err.contains("bad.csv:52: pesel_checksum"),
+        "{err}"
+    );
+    assert!(
+        err.contains("imported 50, updated 0, unchanged 0, rejected 1"),
+        "{err}"
+    );
+}
+
+/// `registry import` into a real Redis: a generated file with a few bad rows,
+/// the summary, the entries as the service sees them, a re-run from stdin
+/// that changes nothing, and `purge --yes` (refused without it and without a
+/// terminal).
+#[test]
+fn registry_import_into_redis_reports_counts_and_rejects_and_is_idempotent() {
+    let redis = Redis::start();
+    let env = |c: &mut Command| {
+        c.env("CENSUS__STORE__BACKEND", "redis")
+            .env(
+                "CENSUS__STORE__REDIS_URL",
+                format!("redis://127.0.0.1:{}", redis.1),
+            )
+            .env("CENSUS__SECRETS__PEPPER", "cli-test-pepper")
+            .env("CENSUS__SECRETS__REDIS_PASSWORD", REDIS_PASSWORD)
+            .env("CENSUS__OIDC__CLIENTS", "[]")
+            .env("CENSUS__REGISTRY__SEED_FILE", "");
+    };
+    let out = census()
+        .args(["registry", "generate", "--count", "3000", "--seed", "4"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let good: Vec<&str> = csv.lines().skip(1).collect();
+    // Lines 3002-3004: a bad checksum, no maiden name, a bad reserved flag.
+    let first = good[0].split(',').next().unwrap();
+    let mut broken = first.as_bytes().to_vec();
+    broken[10] = b'0' + (broken[10] - b'0' + 1) % 10;
+    let broken = String::from_utf8(broken).unwrap();
+    let (reserved_bad, name_of_last) = {
+        let mut f = good[1].split(',');
+        (f.next().unwrap().to_owned(), f.next().unwrap().to_owned())
+    };
+    let file =
+        format!("{csv}{broken},Nowak,false\n{first},,false\n{reserved_bad},{name_of_last},maybe\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.csv");
+    std::fs::write(&path, &file).unwrap();
+    let mut import = census();
+    env(&mut import);
+    let out = import
+        .args(["registry", "import"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rejected rows exit non-zero: {err}");
+    assert!(
+        err.contains("imported 3000, updated 0, unchanged 0, rejected 3"),
+        "{err}"
+    );
+    assert!(err.contains("registry.csv:3002: pesel_checksum"), "{err}");
+    assert!(
+        err.contains("registry.csv:3003: mother_maiden_name"),
+        "{err}"
+    );
+    assert!(err.contains("registry.csv:3004: reserved must be"), "{err}");
+    assert!(
+        !err.contains(&name_of_last) && !err.contains(first),
+        "{err}"
+    );
+
+    // Again, through stdin, with one more line that changes the maiden name
+    // of the person on line 2: only that one is updated.
+    let mut again = census();
+    env(&mut again);
+    let mut child = again
+        .args(["registry", "import", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let changed = format!("{file}{first},Zmieniona,false\n");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(changed.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("imported 0, updated 1, unchanged 3000, rejected 3"),
+        "{err}"
+    );
+
+    // The service finds the imported people, not the rejected ones.
+    let (public, admin) = (free_port(), free_port());
+    let mut cmd = census();
+    env(&mut cmd);
+    let mut server = cmd
+        .env("CENSUS__SERVER__LISTEN", format!("127.0.0.1:{public}"))
+        .env("CENSUS__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while http(
+        "GET",
+        &format!("http://127.0.0.1:{admin}/readyz"),
+        None,
+        None,
+    )
+    .0 != 200
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "service not ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let define = |pesel: &str, name: &str| {
+        let body = format!(
+            r#"{{"pesel":"{pesel}","motherMaidenName":"{name}","password":"Secret2021x","passwordRepeat":"Secret2021x"}}"#
+        );
+        http(
+            "POST",
+            &format!("http://127.0.0.1:{public}/api/v1/password"),
+            Some(&body),
+            None,
+        )
+    };
+    let mut f = good[2999].split(',');
+    let (pesel, name) = (f.next().unwrap(), f.next().unwrap());
+    assert_eq!(define(pesel, name).0, 201);
+    // Updated by the re-run: the new name holds, the old one does not.
+    let old_name = good[0].split(',').nth(1).unwrap();
+    let refused = define(first, old_name);
+    assert_eq!(refused.0, 401);
+    assert!(refused.1.contains("identity_not_verified"), "{}", refused.1);
+    assert_eq!(define(first, "Zmieniona").0, 201);
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // purge: refused without a terminal and without --yes; with it, all gone.
+    let mut refused = census();
+    env(&mut refused);
+    let out = refused.arg("purge").stdin(Stdio::null()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    let mut purge = census();
+    env(&mut purge);
+    let out = purge.args(["purge", "--yes"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("deleted "), "{err}");
+    let out = Command::new("redis-cli")
+        .env("REDISCLI_AUTH", REDIS_PASSWORD)
+        .args(["-p", &redis.1.to_string(), "DBSIZE"])
+        .output()
+        .expect("redis-cli (apt-get install redis-tools)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
 }
 
 #[test]

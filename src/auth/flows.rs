@@ -109,8 +109,8 @@ impl AuthService {
         let (key, ticket, account) = self.open_attempt(&pesel).await?;
 
         // Identity: same work whether the PESEL is unknown or the name is wrong.
-        let given = self.keys().maiden_hash(&name);
-        let expected = account.maiden_hash.unwrap_or([0u8; 32]);
+        let given = self.keys().maiden_tag(&name);
+        let expected = account.maiden_tag.unwrap_or([0u8; 8]);
         let name_matches: bool = given.ct_eq(&expected).into();
         if !(account.registered() && name_matches) {
             return self

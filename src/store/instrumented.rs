@@ -3,8 +3,9 @@
 
 use super::{
     AccountStatus, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage, NoPeselQuery,
-    NodeSession, RateBalance, RatePolicy, RateTake, Reclaimed, RegistryRecord, SessionRecord,
-    SessionSpec, Settle, Settled, Store, StoreError, StoredNoPeselRequest,
+    NodeSession, PurgeProgress, RateBalance, RatePolicy, RateTake, Reclaimed, RegistryCounts,
+    RegistryRecord, SessionRecord, SessionSpec, Settle, Settled, Store, StoreError,
+    StoredNoPeselRequest,
 };
 use crate::clock::Millis;
 use crate::domain::lockout::LockoutPolicy;
@@ -123,7 +124,7 @@ impl Store for Instrumented {
             .await
     }
 
-    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<(), StoreError> {
+    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<RegistryCounts, StoreError> {
         self.observe("upsert_registry", self.inner.upsert_registry(rows))
             .await
     }
@@ -175,8 +176,8 @@ impl Store for Instrumented {
         self.observe("migrate", self.inner.migrate()).await
     }
 
-    async fn purge(&self) -> Result<u64, StoreError> {
-        self.observe("purge", self.inner.purge()).await
+    async fn purge(&self, progress: &PurgeProgress<'_>) -> Result<u64, StoreError> {
+        self.observe("purge", self.inner.purge(progress)).await
     }
 
     async fn put_session_facts(

@@ -4,14 +4,20 @@
 //! lockout model directly, so it is also the reference the Redis scripts are
 //! tested against. Not shared between replicas: for development and tests.
 //!
+//! The registry is a map of its own from the 16-byte PESEL key to the 9-byte
+//! [`RegistryEntry`] (~55 bytes per person at 2 M in a `HashMap`: 25 bytes of
+//! slot + 1 control byte, at most 7/8 full, rounded up to a power of two),
+//! apart from accounts, which exist only for people who have logged in.
+//!
 //! Its clock plays the part of Redis `TIME`: every lockout, session and
 //! rate-limit time is read from it inside the critical section.
 
+use super::layout::RegistryEntry;
 use super::{
     AccountRecord, AccountStatus, Begin, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage,
-    NoPeselQuery, NodeSession, PasswordWrite, RateBalance, RatePolicy, RateTake, Reclaimed,
-    RegistryRecord, SessionRecord, SessionSpec, Settle, Settled, Store, StoreError,
-    StoredNoPeselRequest,
+    NoPeselQuery, NodeSession, PasswordWrite, PurgeProgress, RateBalance, RatePolicy, RateTake,
+    Reclaimed, RegistryCounts, RegistryRecord, SessionRecord, SessionSpec, Settle, Settled, Store,
+    StoreError, StoredNoPeselRequest,
 };
 use crate::clock::Millis;
 use crate::clock::{Clock, SystemClock};
@@ -40,6 +46,8 @@ impl Default for MemoryStore {
 #[derive(Default)]
 struct State {
     locks: HashMap<PeselKey, LockState>,
+    registry: HashMap<PeselKey, RegistryEntry>,
+    /// Password, first login, generation (registry fields unused here).
     accounts: HashMap<PeselKey, AccountRecord>,
     sessions: HashMap<(PeselKey, [u8; 32]), (Millis, Millis, Millis)>,
     sessions_of: HashMap<PeselKey, HashSet<[u8; 32]>>,
@@ -110,6 +118,16 @@ impl State {
         }
     }
 
+    /// The account of `key` with its registry entry.
+    fn account(&self, key: &PeselKey) -> AccountRecord {
+        let mut account = self.accounts.get(key).cloned().unwrap_or_default();
+        if let Some(entry) = self.registry.get(key) {
+            account.maiden_tag = Some(entry.maiden);
+            account.reserved = entry.reserved;
+        }
+        account
+    }
+
     fn put_lock(&mut self, key: PeselKey, lock: LockState) {
         if lock.is_clear() {
             self.locks.remove(&key);
@@ -142,7 +160,7 @@ impl Store for MemoryStore {
         state.put_lock(*key, lock);
         let outcome = match reservation {
             Reservation::Allowed => Begin::Allowed {
-                account: state.accounts.get(key).cloned().unwrap_or_default(),
+                account: state.account(key),
             },
             Reservation::Locked { until } => Begin::Locked { until },
             Reservation::Contended { retry_at } => Begin::Contended { retry_at },
@@ -287,7 +305,7 @@ impl Store for MemoryStore {
     async fn account_status(&self, key: &PeselKey) -> Result<AccountStatus, StoreError> {
         let state = self.state();
         Ok(AccountStatus {
-            account: state.accounts.get(key).cloned().unwrap_or_default(),
+            account: state.account(key),
             lock: state.locks.get(key).cloned().unwrap_or_default(),
             now: self.clock.now(),
         })
@@ -316,14 +334,21 @@ impl Store for MemoryStore {
         Ok(had)
     }
 
-    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<(), StoreError> {
+    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<RegistryCounts, StoreError> {
         let mut state = self.state();
+        let mut counts = RegistryCounts::default();
         for row in rows {
-            let account = state.accounts.entry(row.key).or_default();
-            account.maiden_hash = Some(row.maiden_hash);
-            account.reserved = row.reserved;
+            let entry = RegistryEntry {
+                maiden: row.maiden_tag,
+                reserved: row.reserved,
+            };
+            match state.registry.insert(row.key, entry) {
+                None => counts.imported += 1,
+                Some(old) if old == entry => counts.unchanged += 1,
+                Some(_) => counts.updated += 1,
+            }
         }
-        Ok(())
+        Ok(counts)
     }
 
     async fn add_no_pesel_request(
@@ -414,11 +439,15 @@ impl Store for MemoryStore {
         Ok(0)
     }
 
-    async fn purge(&self) -> Result<u64, StoreError> {
+    async fn purge(&self, progress: &PurgeProgress<'_>) -> Result<u64, StoreError> {
         let mut state = self.state();
-        let n =
-            state.locks.len() + state.accounts.len() + state.sessions.len() + state.no_pesel.len();
+        let n = state.locks.len()
+            + state.registry.len()
+            + state.accounts.len()
+            + state.sessions.len()
+            + state.no_pesel.len();
         *state = State::default();
+        progress(n as u64, n as u64);
         Ok(n as u64)
     }
 
@@ -581,9 +610,11 @@ impl Store for MemoryStore {
     ) -> Result<NodeSession, StoreError> {
         let mut state = self.state();
         let now = self.clock.now();
-        let Some(account) = state.accounts.get_mut(key).filter(|a| a.registered()) else {
+        // The registry is a map of its own (accounts hold no registry fields).
+        if !state.registry.contains_key(key) {
             return Ok(NodeSession::Unregistered);
-        };
+        }
+        let account = state.accounts.entry(*key).or_default();
         let password_defined = account.password_phc.is_some();
         let first_login = *account.first_login_at.get_or_insert(now);
         let ends = window_end(first_login, spec.window, spec.closes_at);

@@ -10,13 +10,14 @@
 //! pure model of [`crate::domain::lockout`].
 
 pub mod instrumented;
+pub mod layout;
 pub mod memory;
 pub mod redis;
 
 use crate::clock::Millis;
 use crate::domain::lockout::{LockStarted, LockState, LockoutPolicy};
 pub use crate::domain::rate_limit::RatePolicy;
-use crate::keys::{MaidenHash, PeselKey};
+use crate::keys::{MaidenTag, PeselKey};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +35,7 @@ pub enum StoreError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountRecord {
     /// Present when the PESEL is in the registry.
-    pub maiden_hash: Option<MaidenHash>,
+    pub maiden_tag: Option<MaidenTag>,
     pub reserved: bool,
     pub password_phc: Option<String>,
     pub first_login_at: Option<Millis>,
@@ -46,7 +47,7 @@ pub struct AccountRecord {
 
 impl AccountRecord {
     pub fn registered(&self) -> bool {
-        self.maiden_hash.is_some()
+        self.maiden_tag.is_some()
     }
 }
 
@@ -151,9 +152,32 @@ pub struct AccountStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryRecord {
     pub key: PeselKey,
-    pub maiden_hash: MaidenHash,
+    pub maiden_tag: MaidenTag,
     pub reserved: bool,
 }
+
+/// What an upsert of registry rows did, compared with what was stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegistryCounts {
+    /// Not in the registry before.
+    pub imported: u64,
+    /// There with another maiden name or reserved flag.
+    pub updated: u64,
+    /// There already, identical.
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for RegistryCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.imported += o.imported;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// Told how far a purge is: keys deleted so far, and roughly how many there
+/// are in all (0 = unknown).
+pub type PurgeProgress<'a> = dyn Fn(u64, u64) + Send + Sync + 'a;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -304,8 +328,9 @@ pub trait Store: Send + Sync + 'static {
     /// first login and window stay. Returns whether there was a password.
     async fn reset_account(&self, key: &PeselKey) -> Result<bool, StoreError>;
 
-    /// Inserts or updates registry rows (password and first login untouched).
-    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<(), StoreError>;
+    /// Inserts or updates registry rows (password and first login untouched),
+    /// and counts them against what was stored. Idempotent.
+    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<RegistryCounts, StoreError>;
 
     /// Stores a request; with `expire_at`, the requests expire then (the
     /// census's retention). `false` (nothing written) when its reference is
@@ -335,8 +360,9 @@ pub trait Store: Send + Sync + 'static {
     /// start-up; idempotent). Returns how many records moved.
     async fn migrate(&self) -> Result<u64, StoreError>;
 
-    /// Deletes all census data. Returns how many keys or records went.
-    async fn purge(&self) -> Result<u64, StoreError>;
+    /// Deletes all census data, in batches that never block the store for
+    /// long, telling `progress` as it goes. Returns how many keys or records went.
+    async fn purge(&self, progress: &PurgeProgress<'_>) -> Result<u64, StoreError>;
 
     // ---- OpenID Connect hand-off (`crate::auth::handoff`). Values are sealed
     // by the caller; the store sees only ciphertext and hashes of secrets.

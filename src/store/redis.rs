@@ -1,30 +1,35 @@
 //! The Redis store: every flow step is one Lua script (or one pipeline), so it
 //! is atomic across replicas and costs one round trip. All keys of one person
-//! share the hash tag `{<pesel key>}` and so one slot: the scripts work
-//! unchanged on a single node and on Redis Cluster.
+//! and the registry bucket holding them share a hash tag `{t}` and so one
+//! slot: the scripts work unchanged on a single node and on Redis Cluster.
+//! Key names and the registry encoding are in [`super::layout`] (the
+//! arithmetic of the buckets too).
 //!
-//! Key layout (`<k>` is the hex [`PeselKey`], never the PESEL):
+//! Key layout (`{t}` = the first 4 hex of the [`PeselKey`], `<r>` its other
+//! 28 hex; never the PESEL):
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `census:{<k>}:lock` | hash | lockout state `f l u lf` (expires after `forget_after`) |
-//! | `census:{<k>}:pend` | zset | reservations in flight, scored by expiry |
-//! | `census:{<k>}:acct` | hash | `mn` maiden-name hash, `rsv`, `pw` PHC, `fl` first login, `gen` generation (moved on by a reset) |
-//! | `census:{<k>}:ss`   | set  | hashes of the person's session tokens |
-//! | `census:{<k>}:s:<token hash>` | hash | `fl`, `we`, `exp` (idle expiry); expires with the session |
+//! | `census:{t}:r:<i>` | hash | registry bucket: 14-byte field → 9-byte value (maiden tag, reserved); bucket 0's `#` = the tag's bucket count |
+//! | `census:{t}:<r>:lock` | hash | lockout state `f l u lf` (expires after `forget_after`) |
+//! | `census:{t}:<r>:pend` | zset | reservations in flight, scored by expiry |
+//! | `census:{t}:<r>:acct` | hash | `pw` PHC, `fl` first login, `gen` generation (moved on by a reset) |
+//! | `census:{t}:<r>:ss`   | set  | hashes of the person's session tokens |
+//! | `census:{t}:<r>:s:<token hash>` | hash | `fl`, `we`, `exp` (idle expiry); expires with the session |
 //! | `census:rl:{<c>}`   | hash | rate-limit bucket of a client network (`<c>` keyed hash) `t` milli-tokens, `at`; expires once full |
 //! | `census:{nopesel}:seq`  | string | arrival counter of no-PESEL requests |
 //! | `census:{nopesel}:all`  | zset | references by arrival number |
 //! | `census:{nopesel}:open` | zset | the same, not yet handled |
 //! | `census:{nopesel}:req`  | hash | reference → request JSON |
-//! | `census:{<k>}:sf:<token hash>` | string | OIDC: sealed facts of a session (auth time, acr); expires with the window |
-//! | `census:{<k>}:code:<hash>` | hash | OIDC authorization code: `p` sealed grant, `s` session token hash, `g` generation |
-//! | `census:{<k>}:at:<hash>` | hash | OIDC access token, as a code |
+//! | `census:{t}:<r>:sf:<token hash>` | string | OIDC: sealed facts of a session (auth time, acr); expires with the window |
+//! | `census:{t}:<r>:code:<hash>` | hash | OIDC authorization code: `p` sealed grant, `s` session token hash, `g` generation |
+//! | `census:{t}:<r>:at:<hash>` | hash | OIDC access token, as a code |
 //! | `census:oidc:ar:<hash>` | string | OIDC authorization request waiting for a login (no person yet) |
 //!
 //! The `{nopesel}` keys expire together at `census.closes_at` + `census.retention`
 //! (when the census has an end). Before this layout the requests were a list
-//! `census:nopesel`; [`Store::migrate`] moves it over at start-up.
+//! `census:nopesel`, and a person's keys were `census:{<32 hex>}:…` with the
+//! registry in `acct` (`mn`, `rsv`); [`Store::migrate`] moves both at start-up.
 //!
 //! Time: every script reads Redis `TIME` (see `lua/time.lua`), so replicas
 //! with skewed clocks agree on lock ends, reservations and sessions.
@@ -45,11 +50,12 @@
 //! same round trip, so an acknowledged login, lock or password has reached N
 //! replicas and survives a failover to one of them.
 
+use super::layout::{self, RegistryEntry};
 use super::{
     AccountRecord, AccountStatus, Begin, Begun, GrantKind, GrantLookup, LockedUntil, NoPeselPage,
-    NoPeselQuery, NodeSession, PasswordWrite, RateBalance, RatePolicy, RateTake, Reclaimed,
-    RegistryRecord, SessionRecord, SessionSpec, Settle, Settled, Store, StoreError,
-    StoredNoPeselRequest,
+    NoPeselQuery, NodeSession, PasswordWrite, PurgeProgress, RateBalance, RatePolicy, RateTake,
+    Reclaimed, RegistryCounts, RegistryRecord, SessionRecord, SessionSpec, Settle, Settled, Store,
+    StoreError, StoredNoPeselRequest,
 };
 use crate::clock::Clock;
 use crate::clock::Millis;
@@ -83,15 +89,43 @@ macro_rules! script {
     (timed $file:literal) => {
         LazyLock::new(|| Script::new(concat!(include_str!("lua/time.lua"), include_str!($file))))
     };
+    (lockout registry $file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/time.lua"),
+                include_str!("lua/lockout.lua"),
+                include_str!("lua/registry.lua"),
+                include_str!($file)
+            ))
+        })
+    };
+    (timed registry $file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/time.lua"),
+                include_str!("lua/registry.lua"),
+                include_str!($file)
+            ))
+        })
+    };
+    (registry $file:literal) => {
+        LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/registry.lua"),
+                include_str!($file)
+            ))
+        })
+    };
     ($file:literal) => {
         LazyLock::new(|| Script::new(include_str!($file)))
     };
 }
-static BEGIN: LazyLock<Script> = script!(lockout "lua/begin.lua");
+static BEGIN: LazyLock<Script> = script!(lockout registry "lua/begin.lua");
 static SETTLE: LazyLock<Script> = script!(lockout "lua/settle.lua");
 static TOUCH: LazyLock<Script> = script!(timed "lua/touch_session.lua");
 static LOCKED_UNTIL: LazyLock<Script> = script!(timed "lua/locked_until.lua");
-static ACCOUNT_STATUS: LazyLock<Script> = script!(timed "lua/account_status.lua");
+static ACCOUNT_STATUS: LazyLock<Script> = script!(timed registry "lua/account_status.lua");
+static REGISTRY_UPSERT: LazyLock<Script> = script!(registry "lua/registry_upsert.lua");
 static RATE_TAKE: LazyLock<Script> = script!(timed "lua/rate_take.lua");
 static DELETE_SESSION: LazyLock<Script> = script!("lua/delete_session.lua");
 static RESET: LazyLock<Script> = script!("lua/reset_account.lua");
@@ -106,7 +140,7 @@ const NO_PESEL_ALL: &str = "census:{nopesel}:all";
 const NO_PESEL_OPEN: &str = "census:{nopesel}:open";
 const NO_PESEL_REQ: &str = "census:{nopesel}:req";
 static PUT_GRANT: LazyLock<Script> = script!("lua/put_grant.lua");
-static NODE_SESSION: LazyLock<Script> = script!(timed "lua/node_session.lua");
+static NODE_SESSION: LazyLock<Script> = script!(timed registry "lua/node_session.lua");
 static RECLAIM: LazyLock<Script> = script!("lua/reclaim_account.lua");
 
 fn saml_request_key(id_hash: &[u8; 32]) -> String {
@@ -138,6 +172,8 @@ enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
     Sentinel(::redis::aio::MultiplexedConnection),
+    /// One node of a cluster, for the per-node SCANs of `migrate` and `purge`.
+    Node(::redis::aio::MultiplexedConnection),
 }
 
 impl ConnectionLike for Conn {
@@ -145,7 +181,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
-            Conn::Sentinel(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) | Conn::Node(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -158,7 +194,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) | Conn::Node(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -166,7 +202,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
-            Conn::Sentinel(c) => c.get_db(),
+            Conn::Sentinel(c) | Conn::Node(c) => c.get_db(),
         }
     }
 }
@@ -372,6 +408,186 @@ impl RedisStore {
         Ok(conn)
     }
 
+    /// A connection to each master: the one connection, or one per
+    /// listed cluster node that is a master (each master must be listed in
+    /// `store.redis_url` for a complete SCAN).
+    async fn masters(&self) -> Result<Vec<Conn>, StoreError> {
+        let Topology::Cluster(nodes) = &self.topology else {
+            return Ok(vec![self.conn().await?]);
+        };
+        let mut masters = Vec::new();
+        for node in nodes {
+            let client = ::redis::Client::open(node.clone()).map_err(unavailable)?;
+            let mut conn = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(unavailable)?;
+            let role: Vec<Value> = ::redis::cmd("ROLE")
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
+                masters.push(Conn::Node(conn));
+            }
+        }
+        Ok(masters)
+    }
+
+    /// Moves the no-PESEL list of the old layout into `{nopesel}`, in arrival
+    /// order: each request is added only if its reference is not there yet,
+    /// and the old list goes last.
+    async fn migrate_no_pesel(&self) -> Result<u64, StoreError> {
+        let old: Vec<String> = self
+            .run(|mut c| async move {
+                ::redis::cmd("LRANGE")
+                    .arg(OLD_NO_PESEL_KEY)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+        let mut moved = 0;
+        for json in &old {
+            let request: StoredNoPeselRequest =
+                serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if self.add_no_pesel_request(&request, None).await? {
+                moved += 1;
+            }
+        }
+        if !old.is_empty() {
+            self.run(|mut c| async move {
+                ::redis::cmd("DEL")
+                    .arg(OLD_NO_PESEL_KEY)
+                    .query_async::<()>(&mut c)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await?;
+            tracing::info!(moved, "no-PESEL requests moved to the {{nopesel}} layout");
+        }
+        Ok(moved)
+    }
+
+    /// Moves the old-layout person keys found on one node (SCAN, never KEYS).
+    async fn migrate_people(&self, mut node: Conn) -> Result<u64, StoreError> {
+        let mut cursor: u64 = 0;
+        let mut moved = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(layout::LEGACY_PERSON_PATTERN)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut node)
+                .await
+                .map_err(unavailable)?;
+            for old in &keys {
+                if let Some((person, suffix)) = layout::legacy_person_key(old) {
+                    moved += self.migrate_person_key(old, &person, suffix).await?;
+                }
+            }
+            if next == 0 {
+                return Ok(moved);
+            }
+            cursor = next;
+        }
+    }
+
+    /// One old key to its new name (DUMP, PTTL, RESTORE, DEL: the two names
+    /// are in different slots). An account's `mn`/`rsv` go to its bucket.
+    async fn migrate_person_key(
+        &self,
+        old: &str,
+        person: &PeselKey,
+        suffix: &str,
+    ) -> Result<u64, StoreError> {
+        let new = Self::key(person, suffix);
+        if suffix == "acct" {
+            let old_key = old.to_owned();
+            let (mn, rsv): (Option<String>, Option<String>) = self
+                .run(|mut c| async move {
+                    ::redis::cmd("HMGET")
+                        .arg(old_key)
+                        .arg("mn")
+                        .arg("rsv")
+                        .query_async(&mut c)
+                        .await
+                        .map_err(unavailable)
+                })
+                .await?;
+            if let Some(mn) = mn {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(&mn, &mut hash)
+                    .map_err(|_| StoreError::Corrupt("bad maiden-name hash".into()))?;
+                let mut maiden_tag = [0u8; 8];
+                // The tag is the hash's prefix, so no pepper is needed here.
+                maiden_tag.copy_from_slice(&hash[..8]);
+                self.upsert_registry(&[RegistryRecord {
+                    key: *person,
+                    maiden_tag,
+                    reserved: rsv.as_deref() == Some("1"),
+                }])
+                .await?;
+            }
+        }
+        let old_key = old.to_owned();
+        let (dump, ttl): (Option<Vec<u8>>, i64) = self
+            .run(|mut c| async move {
+                let dump: Option<Vec<u8>> = ::redis::cmd("DUMP")
+                    .arg(&old_key)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(unavailable)?;
+                let ttl: i64 = ::redis::cmd("PTTL")
+                    .arg(&old_key)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(unavailable)?;
+                Ok((dump, ttl))
+            })
+            .await?;
+        let Some(dump) = dump else {
+            return Ok(0); // gone meanwhile (expired, or moved by another replica)
+        };
+        if ttl == -2 {
+            return Ok(0);
+        }
+        let (old_key, is_acct) = (old.to_owned(), suffix == "acct");
+        self.run(|mut c| async move {
+            let restored: Result<(), _> = ::redis::cmd("RESTORE")
+                .arg(&new)
+                .arg(ttl.max(0))
+                .arg(dump)
+                .query_async(&mut c)
+                .await;
+            match restored {
+                Ok(()) => {}
+                // Already under the new name: the newer copy wins.
+                Err(e) if e.to_string().contains("BUSYKEY") => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+            if is_acct {
+                ::redis::cmd("HDEL")
+                    .arg(&new)
+                    .arg("mn")
+                    .arg("rsv")
+                    .query_async::<()>(&mut c)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            ::redis::cmd("DEL")
+                .arg(&old_key)
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(unavailable)
+        })
+        .await?;
+        Ok(1)
+    }
+
     /// Runs one store operation with the connection, bounded by the timeout.
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
@@ -395,7 +611,7 @@ impl RedisStore {
     }
 
     fn key(k: &PeselKey, suffix: &str) -> String {
-        format!("census:{{{}}}:{suffix}", k.to_hex())
+        layout::person_key(k, suffix)
     }
 
     fn session_key(k: &PeselKey, token_hash: &[u8; 32]) -> String {
@@ -590,23 +806,22 @@ fn opt_millis(s: &str) -> Result<Option<Millis>, StoreError> {
 }
 
 fn parse_account(
-    mn: &str,
-    rsv: &str,
+    registry: &[u8],
     pw: &str,
     fl: &str,
     generation: &str,
 ) -> Result<AccountRecord, StoreError> {
-    let maiden_hash = if mn.is_empty() {
+    let entry = if registry.is_empty() {
         None
     } else {
-        let mut h = [0u8; 32];
-        hex::decode_to_slice(mn, &mut h)
-            .map_err(|_| StoreError::Corrupt("bad maiden-name hash".into()))?;
-        Some(h)
+        Some(
+            RegistryEntry::decode(registry)
+                .ok_or_else(|| StoreError::Corrupt("bad registry entry".into()))?,
+        )
     };
     Ok(AccountRecord {
-        maiden_hash,
-        reserved: rsv == "1",
+        maiden_tag: entry.map(|e| e.maiden),
+        reserved: entry.is_some_and(|e| e.reserved),
         password_phc: (!pw.is_empty()).then(|| pw.to_owned()),
         first_login_at: opt_millis(fl)?,
         generation: if generation.is_empty() {
@@ -654,14 +869,16 @@ impl Store for RedisStore {
         inv.key(Self::key(key, "lock"))
             .key(Self::key(key, "pend"))
             .key(Self::key(key, "acct"))
+            .key(layout::registry_bucket0(key))
             .arg(self.now_arg());
         policy_args(&mut inv, policy);
-        inv.arg(ticket);
-        type Reply = (String, i64, String, String, String, String, String, i64);
-        let (status, t, mn, rsv, pw, fl, generation, now): Reply = self.invoke_waiting(inv).await?;
+        inv.arg(ticket).arg(&layout::registry_field(key)[..]);
+        type Reply = (String, i64, Vec<u8>, String, String, String, i64);
+        let (status, t, registry, pw, fl, generation, now): Reply =
+            self.invoke_waiting(inv).await?;
         let outcome = match status.as_str() {
             "allowed" => Begin::Allowed {
-                account: parse_account(&mn, &rsv, &pw, &fl, &generation)?,
+                account: parse_account(&registry, &pw, &fl, &generation)?,
             },
             "locked" => Begin::Locked { until: t },
             "contended" => Begin::Contended { retry_at: t },
@@ -797,26 +1014,34 @@ impl Store for RedisStore {
         inv.key(Self::key(key, "acct"))
             .key(Self::key(key, "lock"))
             .key(Self::key(key, "pend"))
-            .arg(self.now_arg());
-        let r: Vec<String> = self
+            .key(layout::registry_bucket0(key))
+            .arg(self.now_arg())
+            .arg(&layout::registry_field(key)[..]);
+        let r: Vec<Vec<u8>> = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
             .await?;
         let corrupt = || StoreError::Corrupt("account status reply".into());
-        let (fixed, pending) = r.split_at_checked(10).ok_or_else(corrupt)?;
-        let num = |s: &str| s.parse::<i64>().map_err(|_| corrupt());
+        let (fixed, pending) = r.split_at_checked(9).ok_or_else(corrupt)?;
+        let text = |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| corrupt());
+        let num = |b: &[u8]| text(b)?.parse::<i64>().map_err(|_| corrupt());
         Ok(AccountStatus {
-            account: parse_account(&fixed[0], &fixed[1], &fixed[2], &fixed[3], &fixed[4])?,
+            account: parse_account(
+                &fixed[0],
+                &text(&fixed[1])?,
+                &text(&fixed[2])?,
+                &text(&fixed[3])?,
+            )?,
             lock: LockState {
-                failures: num(&fixed[5])? as u32,
-                level: num(&fixed[6])? as u32,
-                locked_until: num(&fixed[7])?,
-                last_failure: num(&fixed[8])?,
+                failures: num(&fixed[4])? as u32,
+                level: num(&fixed[5])? as u32,
+                locked_until: num(&fixed[6])?,
+                last_failure: num(&fixed[7])?,
                 pending: pending
                     .chunks_exact(2)
-                    .map(|p| Ok((p[0].clone(), num(&p[1])?)))
+                    .map(|p| Ok((text(&p[0])?, num(&p[1])?)))
                     .collect::<Result<_, StoreError>>()?,
             },
-            now: num(&fixed[9])?,
+            now: num(&fixed[8])?,
         })
     }
 
@@ -843,44 +1068,47 @@ impl Store for RedisStore {
         Ok(had == 1)
     }
 
-    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<(), StoreError> {
-        let cluster = matches!(self.topology, Topology::Cluster(_));
-        for chunk in rows.chunks(500) {
-            let commands = chunk.iter().map(|row| {
-                let mut cmd = ::redis::cmd("HSET");
-                cmd.arg(Self::key(&row.key, "acct"))
-                    .arg("mn")
-                    .arg(hex::encode(row.maiden_hash))
-                    .arg("rsv")
-                    .arg(if row.reserved { "1" } else { "0" });
-                cmd
-            });
-            if cluster {
-                // A cluster pipeline must stay within one slot: send the rows
-                // as separate commands, many in flight at once.
-                let commands: Vec<::redis::Cmd> = commands.collect();
-                self.run(|c| async move {
-                    futures::future::try_join_all(commands.into_iter().map(|cmd| {
-                        let mut c = c.clone();
-                        async move { cmd.query_async::<()>(&mut c).await }
-                    }))
-                    .await
-                    .map(|_| ())
-                    .map_err(unavailable)
-                })
-                .await?;
-            } else {
-                let mut pipe = ::redis::pipe();
-                for cmd in commands {
-                    pipe.add_command(cmd).ignore();
-                }
-                self.run(|mut c| async move {
-                    pipe.query_async::<()>(&mut c).await.map_err(unavailable)
-                })
-                .await?;
+    async fn upsert_registry(&self, rows: &[RegistryRecord]) -> Result<RegistryCounts, StoreError> {
+        let invocation = |group: &[&RegistryRecord]| {
+            let mut inv = REGISTRY_UPSERT.prepare_invoke();
+            inv.key(layout::registry_bucket0(&group[0].key));
+            for row in group {
+                let entry = RegistryEntry {
+                    maiden: row.maiden_tag,
+                    reserved: row.reserved,
+                };
+                inv.arg(layout::registry_prefix(&row.key))
+                    .arg(&layout::registry_field(&row.key)[..])
+                    .arg(&entry.encode()[..]);
             }
+            inv
+        };
+        let invocations: Vec<_> = if matches!(self.topology, Topology::Cluster(_)) {
+            // A script may only touch keys of one slot: one call per slot.
+            let mut by_slot: std::collections::BTreeMap<u16, Vec<&RegistryRecord>> =
+                std::collections::BTreeMap::new();
+            for row in rows {
+                let slot = layout::tag_slot(&row.key);
+                by_slot.entry(slot).or_default().push(row);
+            }
+            by_slot.values().map(|g| invocation(g)).collect()
+        } else {
+            // Scripts of 1,000 rows: long enough to amortise the call,
+            // short enough (a few ms) not to hold up logins for long.
+            rows.chunks(1000)
+                .map(|c| invocation(&c.iter().collect::<Vec<_>>()))
+                .collect()
+        };
+        let replies: Vec<(u64, u64, u64)> = self.invoke_each(invocations).await?;
+        let mut counts = RegistryCounts::default();
+        for (imported, updated, unchanged) in replies {
+            counts += RegistryCounts {
+                imported,
+                updated,
+                unchanged,
+            };
         }
-        Ok(())
+        Ok(counts)
     }
 
     async fn add_no_pesel_request(
@@ -974,68 +1202,37 @@ impl Store for RedisStore {
             .collect())
     }
 
-    /// Moves the no-PESEL list of the old layout into `{nopesel}`, in arrival
-    /// order. Safe to run on several replicas at once: each request is added
-    /// only if its reference is not there yet, and the old list goes last.
+    /// Moves data of older layouts: the no-PESEL list into `{nopesel}`, and
+    /// person keys `census:{<32 hex>}:…` to `census:{t}:<r>:…` with their
+    /// registry fields into the buckets. Safe to run on several replicas at
+    /// once and to interrupt: every key is copied before its old name goes,
+    /// and a copy never overwrites a key already under the new name.
     async fn migrate(&self) -> Result<u64, StoreError> {
-        let old: Vec<String> = self
-            .run(|mut c| async move {
-                ::redis::cmd("LRANGE")
-                    .arg(OLD_NO_PESEL_KEY)
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(&mut c)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
-        let mut moved = 0;
-        for json in &old {
-            let request: StoredNoPeselRequest =
-                serde_json::from_str(json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            if self.add_no_pesel_request(&request, None).await? {
-                moved += 1;
-            }
+        let moved = self.migrate_no_pesel().await?;
+        let mut people = 0;
+        for conn in self.masters().await? {
+            people += self.migrate_people(conn).await?;
         }
-        if !old.is_empty() {
-            self.run(|mut c| async move {
-                ::redis::cmd("DEL")
-                    .arg(OLD_NO_PESEL_KEY)
-                    .query_async::<()>(&mut c)
-                    .await
-                    .map_err(unavailable)
-            })
-            .await?;
-            tracing::info!(moved, "no-PESEL requests moved to the {{nopesel}} layout");
+        if people > 0 {
+            tracing::info!(keys = people, "person keys moved to the bucketed layout");
         }
-        Ok(moved)
+        Ok(moved + people)
     }
 
-    async fn purge(&self) -> Result<u64, StoreError> {
-        let nodes: Vec<ConnectionInfo> = match &self.topology {
-            Topology::Single | Topology::Sentinel(_) => Vec::new(),
-            Topology::Cluster(nodes) => nodes.clone(),
-        };
-        if nodes.is_empty() {
-            let conn = self.conn().await?;
-            return purge_plain(conn).await;
+    async fn purge(&self, progress: &PurgeProgress<'_>) -> Result<u64, StoreError> {
+        let masters = self.masters().await?;
+        let mut estimate = 0;
+        for conn in &masters {
+            let mut c = conn.clone();
+            let size: u64 = ::redis::cmd("DBSIZE")
+                .query_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            estimate += size;
         }
-        // SCAN is per node: walk every node given (each master of a cluster
-        // must be listed in store.redis_url for a complete purge).
         let mut total = 0;
-        for node in nodes {
-            let client = ::redis::Client::open(node).map_err(unavailable)?;
-            let conn = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(unavailable)?;
-            let role: Vec<Value> = ::redis::cmd("ROLE")
-                .query_async(&mut conn.clone())
-                .await
-                .map_err(unavailable)?;
-            if matches!(role.first(), Some(Value::BulkString(r)) if r == b"master") {
-                total += purge_plain(conn).await?;
-            }
+        for conn in masters {
+            total = purge_node(conn, total, estimate, progress).await?;
         }
         Ok(total)
     }
@@ -1186,11 +1383,13 @@ impl Store for RedisStore {
         inv.key(Self::key(key, "acct"))
             .key(Self::key(key, "ss"))
             .key(Self::session_key(key, &spec.token_hash))
+            .key(layout::registry_bucket0(key))
             .arg(self.now_arg())
             .arg(hex::encode(spec.token_hash))
             .arg(spec.idle)
             .arg(spec.window)
-            .arg(spec.closes_at.unwrap_or(-1));
+            .arg(spec.closes_at.unwrap_or(-1))
+            .arg(&layout::registry_field(key)[..]);
         let (status, pw, fl, we, exp, now): (String, i64, i64, i64, i64, i64) =
             self.invoke_waiting(inv).await?;
         match status.as_str() {
@@ -1233,13 +1432,19 @@ impl Store for RedisStore {
     }
 }
 
-/// Deletes every `census:*` key reachable through `conn`, in batches; one key
-/// per DEL so that it also works where keys of a batch sit in different slots.
-async fn purge_plain<C: ConnectionLike + Clone + Send>(mut conn: C) -> Result<u64, StoreError> {
+/// Deletes every `census:*` key of one node: SCAN 1,000 at a time and UNLINK
+/// them (freed in the background), one key per command so that keys of
+/// different slots never share one; each batch is one pipeline, so Redis is
+/// never busy for more than a batch. Returns the running total.
+async fn purge_node<C: ConnectionLike + Clone + Send>(
+    mut conn: C,
+    mut total: u64,
+    estimate: u64,
+    progress: &PurgeProgress<'_>,
+) -> Result<u64, StoreError> {
     let mut cursor: u64 = 0;
-    let mut total = 0u64;
     loop {
-        let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+        let (next, keys): (u64, Vec<Vec<u8>>) = ::redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
             .arg("census:*")
@@ -1251,12 +1456,13 @@ async fn purge_plain<C: ConnectionLike + Clone + Send>(mut conn: C) -> Result<u6
         if !keys.is_empty() {
             let mut pipe = ::redis::pipe();
             for k in &keys {
-                pipe.del(k).ignore();
+                pipe.cmd("UNLINK").arg(k).ignore();
             }
             pipe.query_async::<()>(&mut conn)
                 .await
                 .map_err(unavailable)?;
             total += keys.len() as u64;
+            progress(total, estimate.max(total));
         }
         if next == 0 {
             return Ok(total);

@@ -934,7 +934,7 @@ async fn a_code_from_an_older_account_generation_is_refused() {
     let client = ::redis::Client::open(app.store_url.clone().unwrap()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let _: i64 = ::redis::cmd("HINCRBY")
-        .arg(format!("census:{{{}}}:acct", key.to_hex()))
+        .arg(census_login::store::layout::person_key(&key, "acct"))
         .arg("gen")
         .arg(1)
         .query_async(&mut conn)

@@ -218,7 +218,7 @@ async fn a_login_rehashes_a_password_made_with_older_parameters() {
                 "-p",
                 &redis.port.to_string(),
                 "HGET",
-                &format!("census:{{{}}}:acct", key.to_hex()),
+                &census_login::store::layout::person_key(&key, "acct"),
                 "pw",
             ])
             .output()
@@ -265,4 +265,117 @@ fn walk(path: &std::path::Path) -> Vec<u8> {
     } else {
         std::fs::read(path).unwrap_or_default()
     }
+}
+
+/// The layout before registry buckets, written by hand, is moved at start-up:
+/// a person with a password logs in with it, their lock state and its expiry
+/// come along, a registry-only person can define a password, and no key of the
+/// old layout is left. Migrating again moves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layout_before_buckets_is_migrated_at_start_up() {
+    let redis = RedisServer::start();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let (p, q) = (person(45), person(46));
+    let key_of = |pesel: &str| {
+        keys().pesel_key(
+            &census_login::domain::Pesel::parse(pesel, time::OffsetDateTime::now_utc().date())
+                .unwrap(),
+        )
+    };
+    let maiden_hex = |name: &str| {
+        hex::encode(keys().maiden_hash(&census_login::domain::MaidenName::parse(name).unwrap()))
+    };
+    // A real password hash of this configuration, made by the current code.
+    let phc = {
+        let a = spawn_with(redis_settings(&redis, &[])).await;
+        assert_eq!(a.define(&p, GOOD_PASSWORD).await.status(), 201);
+        cli(&[
+            "HGET",
+            &census_login::store::layout::person_key(&key_of(&p.pesel), "acct"),
+            "pw",
+        ])
+    };
+    assert!(phc.starts_with("$argon2"), "{phc}");
+    cli(&["FLUSHALL"]);
+    let first_login = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let old = |pesel: &str, suffix: &str| format!("census:{{{}}}:{suffix}", key_of(pesel).to_hex());
+    cli(&[
+        "HSET",
+        &old(&p.pesel, "acct"),
+        "mn",
+        &maiden_hex(&p.maiden_name),
+        "rsv",
+        "0",
+        "pw",
+        &phc,
+        "fl",
+        &first_login,
+        "gen",
+        "0",
+    ]);
+    cli(&[
+        "HSET",
+        &old(&p.pesel, "lock"),
+        "f",
+        "2",
+        "l",
+        "0",
+        "u",
+        "0",
+        "lf",
+        "1",
+    ]);
+    cli(&["PEXPIRE", &old(&p.pesel, "lock"), "600000"]);
+    cli(&[
+        "HSET",
+        &old(&q.pesel, "acct"),
+        "mn",
+        &maiden_hex(&q.maiden_name),
+        "rsv",
+        "0",
+    ]);
+
+    // No seed: what the registry knows afterwards came from the migration.
+    let app = spawn_with(redis_settings(&redis, &[("registry.seed_file", json!(""))])).await;
+    assert_eq!(
+        cli(&[
+            "--scan",
+            "--pattern",
+            census_login::store::layout::LEGACY_PERSON_PATTERN
+        ]),
+        "",
+        "old keys left"
+    );
+    let new_acct = census_login::store::layout::person_key(&key_of(&p.pesel), "acct");
+    assert_eq!(cli(&["HEXISTS", &new_acct, "mn"]), "0");
+    assert_eq!(cli(&["HGET", &new_acct, "fl"]), first_login);
+    let ttl: i64 = cli(&[
+        "PTTL",
+        &census_login::store::layout::person_key(&key_of(&p.pesel), "lock"),
+    ])
+    .parse()
+    .unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "{ttl}");
+    assert_eq!(app.login(&p.pesel, "Wrong2021x").await.status(), 401);
+    assert_eq!(app.login(&p.pesel, GOOD_PASSWORD).await.status(), 200);
+    assert_eq!(app.define(&p, GOOD_PASSWORD).await.status(), 409);
+    assert_eq!(app.define(&q, GOOD_PASSWORD).await.status(), 201);
+    assert_eq!(app.define(&person(47), GOOD_PASSWORD).await.status(), 401);
+
+    let store =
+        census_login::store::redis::RedisStore::new(&redis.url(), Duration::from_secs(2)).unwrap();
+    use census_login::store::Store;
+    assert_eq!(store.migrate().await.unwrap(), 0);
 }

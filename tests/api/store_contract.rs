@@ -533,7 +533,7 @@ async fn node_sessions_and_reclaim(backend: Backend) {
     store
         .upsert_registry(&[RegistryRecord {
             key,
-            maiden_hash: [7; 32],
+            maiden_tag: [7; 8],
             reserved: true,
         }])
         .await
@@ -634,7 +634,152 @@ async fn the_memory_store_follows_the_model() {
     follows_the_model(Backend::Memory).await;
 }
 
+fn record(key: PeselKey, maiden: u8, reserved: bool) -> RegistryRecord {
+    RegistryRecord {
+        key,
+        maiden_tag: [maiden; 8],
+        reserved,
+    }
+}
+
+/// Keys that all share one hash tag (the first two bytes), as 38 M people
+/// put ~580 in each: the tag's buckets must grow.
+fn keys_of_one_tag(n: usize, seed: u64) -> Vec<PeselKey> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let mut b: [u8; 16] = rng.random();
+            b[..2].copy_from_slice(&[0xbe, 0xef]);
+            PeselKey::from_bytes(b)
+        })
+        .collect()
+}
+
+async fn registry_upserts_are_counted_and_looked_up(backend: Backend) {
+    let stores = Stores::new(backend);
+    let store = &stores.store;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let people: Vec<PeselKey> = (0..300)
+        .map(|_| PeselKey::from_bytes(rng.random()))
+        .collect();
+    let rows: Vec<_> = people
+        .iter()
+        .enumerate()
+        .map(|(i, k)| record(*k, i as u8, i % 7 == 0))
+        .collect();
+    let counts = store.upsert_registry(&rows).await.unwrap();
+    assert_eq!(
+        (counts.imported, counts.updated, counts.unchanged),
+        (300, 0, 0)
+    );
+    let again = store.upsert_registry(&rows).await.unwrap();
+    assert_eq!(
+        (again.imported, again.updated, again.unchanged),
+        (0, 0, 300)
+    );
+    let changed = [record(people[1], 99, false), record(people[2], 2, true)];
+    let c = store.upsert_registry(&changed).await.unwrap();
+    assert_eq!((c.imported, c.updated, c.unchanged), (0, 2, 0));
+    let account = |k| async move { store.account_status(&k).await.unwrap().account };
+    let a = account(people[0]).await;
+    assert_eq!((a.maiden_tag, a.reserved), (Some([0; 8]), true));
+    let a = account(people[1]).await;
+    assert_eq!((a.maiden_tag, a.reserved), (Some([99; 8]), false));
+    assert!(account(people[2]).await.reserved);
+    assert!(!account(PeselKey::from_bytes([3; 16])).await.registered());
+    // The login path reads the same entry.
+    let Begin::Allowed { account } = store
+        .begin_attempt(&people[8], "t", &policy())
+        .await
+        .unwrap()
+        .outcome
+    else {
+        panic!("not allowed")
+    };
+    assert_eq!(account.maiden_tag, Some([8; 8]));
+}
+
+async fn a_crowded_tag_grows_its_buckets_and_keeps_everyone(backend: Backend) {
+    let stores = Stores::new(backend);
+    let store = &stores.store;
+    let people = keys_of_one_tag(2000, 6);
+    let rows: Vec<_> = people
+        .iter()
+        .enumerate()
+        .map(|(i, k)| record(*k, (i % 251) as u8, i % 2 == 0))
+        .collect();
+    // In several calls, so buckets grow between and within them.
+    let mut total = census_login::store::RegistryCounts::default();
+    for chunk in rows.chunks(700) {
+        total += store.upsert_registry(chunk).await.unwrap();
+    }
+    assert_eq!(total.imported, 2000);
+    for (i, k) in people.iter().enumerate() {
+        let a = store.account_status(k).await.unwrap().account;
+        assert_eq!(a.maiden_tag, Some([(i % 251) as u8; 8]), "person {i}");
+        assert_eq!(a.reserved, i % 2 == 0);
+    }
+    let again = store.upsert_registry(&rows).await.unwrap();
+    assert_eq!(again.unchanged, 2000);
+}
+
+async fn the_import_streams_a_generated_file_with_bad_rows(backend: Backend) {
+    let stores = Stores::new(backend);
+    let mut csv = Vec::new();
+    census_login::registry::generate(5000, 11, &mut csv).unwrap();
+    let text = String::from_utf8(csv).unwrap();
+    let first = text.lines().nth(1).unwrap().to_owned();
+    let pesel = first.split(',').next().unwrap();
+    let file = format!("{text}{pesel},,false\n12345678901,Nowak,\n");
+    let k = Arc::new(keys());
+    let today = SystemClock.poland_today();
+    let mut seen = 0;
+    let report = census_login::registry::import(
+        std::io::Cursor::new(file.clone().into_bytes()),
+        today,
+        k.clone(),
+        stores.store.clone(),
+        |p| seen = p.rows,
+    )
+    .await
+    .unwrap();
+    assert_eq!(seen, 5002);
+    assert_eq!(
+        (
+            report.counts.imported,
+            report.counts.updated,
+            report.counts.unchanged
+        ),
+        (5000, 0, 0)
+    );
+    assert_eq!(report.rejected, 2);
+    assert_eq!(
+        report.bad.iter().map(|b| b.line).collect::<Vec<_>>(),
+        [5002, 5003]
+    );
+    let key = k.pesel_key(&census_login::domain::Pesel::parse(pesel, today).unwrap());
+    let name = first.split(',').nth(1).unwrap();
+    let account = stores.store.account_status(&key).await.unwrap().account;
+    assert_eq!(
+        account.maiden_tag,
+        Some(k.maiden_tag(&census_login::domain::MaidenName::parse(name).unwrap()))
+    );
+    let again = census_login::registry::import(
+        std::io::Cursor::new(file.into_bytes()),
+        today,
+        k,
+        stores.store.clone(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((again.counts.imported, again.counts.unchanged), (0, 5000));
+}
+
 crate::both_stores!(
+    the_import_streams_a_generated_file_with_bad_rows,
+    registry_upserts_are_counted_and_looked_up,
+    a_crowded_tag_grows_its_buckets_and_keeps_everyone,
     an_abandoned_attempt_counts_whenever_the_next_one_comes,
     a_reset_wins_over_an_attempt_in_flight,
     a_racing_definition_conflict_neither_counts_nor_clears,
@@ -686,7 +831,7 @@ async fn redis_keys_expire_once_nothing_is_remembered() {
             "-p",
             &redis.port.to_string(),
             "PTTL",
-            &format!("census:{{{}}}:lock", key.to_hex()),
+            &census_login::store::layout::person_key(&key, "lock"),
         ])
         .output()
         .expect("redis-cli (apt-get install redis-tools)");
@@ -705,7 +850,7 @@ async fn purge_empties_every_master_of_a_cluster() {
             key: k.pesel_key(
                 &census_login::domain::Pesel::parse(&p.pesel, SystemClock.poland_today()).unwrap(),
             ),
-            maiden_hash: [1; 32],
+            maiden_tag: [1; 8],
             reserved: false,
         })
         .collect();
@@ -726,7 +871,108 @@ async fn purge_empties_every_master_of_a_cluster() {
         per_node.iter().all(|n| *n > 0),
         "keys on every master: {per_node:?}"
     );
-    assert_eq!(per_node.iter().sum::<u64>(), rows.len() as u64);
-    assert_eq!(store.purge().await.unwrap(), rows.len() as u64);
+    let before: u64 = per_node.iter().sum();
+    let told = std::sync::Mutex::new(0);
+    let purged = store
+        .purge(&|done, _| *told.lock().unwrap() = done)
+        .await
+        .unwrap();
+    assert_eq!(purged, before);
+    assert_eq!(*told.lock().unwrap(), before, "progress reached the end");
     assert!(cluster.nodes.iter().all(|n| count(n.port) == 0));
+}
+
+/// Redis keeps every registry bucket in the listpack encoding, however
+/// crowded a tag gets: 2,000 people in one tag (38 M people put ~580 in each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crowded_buckets_stay_listpacks() {
+    let redis = RedisServer::start();
+    let store = RedisStore::new(&redis.url(), Duration::from_secs(2)).unwrap();
+    let rows: Vec<_> = keys_of_one_tag(2000, 7)
+        .into_iter()
+        .map(|k| record(k, 1, false))
+        .collect();
+    store.upsert_registry(&rows).await.unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let buckets: u32 = cli(&["HGET", "census:{beef}:r:0", "#"]).parse().unwrap();
+    assert!((16..=64).contains(&buckets), "{buckets} buckets");
+    let mut entries = 0;
+    for i in 0..buckets {
+        let key = format!("census:{{beef}}:r:{i}");
+        assert_eq!(cli(&["OBJECT", "ENCODING", &key]), "listpack", "{key}");
+        let len: usize = cli(&["HLEN", &key]).parse().unwrap();
+        assert!(len <= 121, "{key}: {len}");
+        entries += len;
+    }
+    assert_eq!(entries, 2000 + 1, "everyone once, and the count");
+}
+
+/// The layout before registry buckets moves on a Cluster too: old keys are on
+/// every master, SCAN walks each, and each key lands in its new slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_layout_migrates_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .env("REDISCLI_AUTH", CLUSTER_PASSWORD)
+            .args(["-c", "-p", &cluster.nodes[0].port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let people: Vec<PeselKey> = (0..40)
+        .map(|_| PeselKey::from_bytes(rng.random()))
+        .collect();
+    for (i, k) in people.iter().enumerate() {
+        let acct = format!("census:{{{}}}:acct", k.to_hex());
+        let mn = hex::encode([i as u8; 32]);
+        cli(&[
+            "HSET",
+            &acct,
+            "mn",
+            &mn,
+            "rsv",
+            "1",
+            "pw",
+            "$argon2id$x",
+            "gen",
+            "2",
+        ]);
+        let lock = format!("census:{{{}}}:lock", k.to_hex());
+        cli(&["HSET", &lock, "f", "1", "l", "0", "u", "0", "lf", "1"]);
+        cli(&["PEXPIRE", &lock, "600000"]);
+    }
+    let store = RedisStore::new(&cluster.url(), Duration::from_secs(2)).unwrap();
+    assert_eq!(store.migrate().await.unwrap(), 80);
+    for (i, k) in people.iter().enumerate() {
+        let status = store.account_status(k).await.unwrap();
+        assert_eq!(status.account.maiden_tag, Some([i as u8; 8]), "person {i}");
+        assert!(status.account.reserved);
+        assert_eq!(status.account.password_phc.as_deref(), Some("$argon2id$x"));
+        assert_eq!(status.account.generation, 2);
+        assert_eq!(status.lock.failures, 1);
+    }
+    for node in &cluster.nodes {
+        let out = std::process::Command::new("redis-cli")
+            .env("REDISCLI_AUTH", CLUSTER_PASSWORD)
+            .args(["-p", &node.port.to_string(), "--scan", "--pattern"])
+            .arg(census_login::store::layout::LEGACY_PERSON_PATTERN)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "",
+            "old keys left"
+        );
+    }
+    assert_eq!(store.migrate().await.unwrap(), 0);
 }

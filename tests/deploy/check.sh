@@ -16,7 +16,8 @@
 #     schemas in tests/deploy/schemas/ for ServiceMonitor/PrometheusRule, the Gateway API
 #     CRD schemas (npm @kubernetes-models/gateway-api in tests/deploy/crd, also for the
 #     shared Gateway of k8s/gateway), and the
-#     cross-resource rules (tests/deploy/validate_manifests.py; pip install kubernetes-validate)
+#     cross-resource rules, including the registry import Job's template
+#     (tests/deploy/validate_manifests.py; pip install kubernetes-validate)
 #  6. the Redis StatefulSet's scripts on 127.0.0.1: group formation, failover, rejoin,
 #     preStop hand-over (tests/deploy/redis-sentinel-test.sh; apt-get install redis-server)
 #  7. the census-login binary starts with config/production.toml (unknown keys abort

@@ -5,8 +5,8 @@ Starts a real redis-server (no persistence) and census-login with the Redis back
 free 127.0.0.1 ports, then sends N failed logins, each for a different valid PESEL that is
 not in the registry (`census-login registry generate` makes them; nothing is imported),
 from several client threads. Every such failure leaves a lock state in Redis for
-lockout.forget_after: the hash census:{<k>}:lock (fields f l u lf) and, while the attempt
-is in flight, the zset census:{<k>}:pend. It prints:
+lockout.forget_after: the hash census:{<t>}:<r>:lock (fields f l u lf) and, while the attempt
+is in flight, the zset census:{<t>}:<r>:pend. It prints:
 
   - MEMORY USAGE of a sample of lock hashes (bytes, as Redis accounts them),
   - the used_memory delta over the N failures, per key (what maxmemory really sees),
@@ -137,8 +137,8 @@ def main() -> int:
         secs = time.time() - t0
         time.sleep(0.5)
         used1, keys1 = info_used(), dbsize()
-        locks = subprocess.run(cli + ["--scan", "--pattern", "census:{*}:lock"], capture_output=True, text=True).stdout.split()
-        pends = subprocess.run(cli + ["--scan", "--pattern", "census:{*}:pend"], capture_output=True, text=True).stdout.split()
+        locks = subprocess.run(cli + ["--scan", "--pattern", "census:{*}:*:lock"], capture_output=True, text=True).stdout.split()
+        pends = subprocess.run(cli + ["--scan", "--pattern", "census:{*}:*:pend"], capture_output=True, text=True).stdout.split()
         sample = locks[:200]
         usage = [int(subprocess.run(cli + ["memory", "usage", k, "samples", "0"], capture_output=True, text=True).stdout) for k in sample]
         example = subprocess.run(cli + ["hgetall", locks[0]], capture_output=True, text=True).stdout.split() if locks else []

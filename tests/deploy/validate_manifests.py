@@ -432,7 +432,7 @@ def census_day_pods(r: Render) -> int | None:
 
 @check("pre-scale (prod): CronJobs raise the HPA's minimum to the census-day size before the peaks, within maxReplicas, with RBAC for that HPA only")
 def _prescale(r: Render, overlay: str) -> Iterable[str]:
-    jobs = r.kind("CronJob")
+    jobs = [j for j in r.kind("CronJob") if j["metadata"]["name"].startswith("census-login-prescale")]
     if overlay != "prod":
         if jobs:
             yield f"{len(jobs)} CronJobs outside prod"
@@ -563,6 +563,89 @@ def _gateway(r: Render, overlay: str) -> Iterable[str]:
     ns = r.kind("Namespace")
     if ns and ns[0]["metadata"].get("labels", {}).get("census-login/gateway-access") != "true":
         yield "the namespace lacks census-login/gateway-access=true: the shared Gateway would not accept its routes"
+
+
+# The importer streams: its peak RSS stays under 100 MiB whatever the file
+# (docs/capacity.md, "Registry at scale").
+IMPORT_MEMORY_LIMIT = 128 * MIB
+
+
+@check("registry import: a suspended, never-due CronJob as the Job's template, hardened, streaming within 128Mi, "
+       "same config and secrets (as files) as census-login, the file read-only from a volume, Redis reachable")
+def _registry_import(r: Render, overlay: str) -> Iterable[str]:
+    cj = r.named("CronJob", "census-login-registry-import")
+    app = r.named("Deployment", "census-login")
+    if not cj or not app:
+        yield "CronJob census-login-registry-import or Deployment census-login missing"
+        return
+    if cj["spec"].get("suspend") is not True:
+        yield "not suspended: it would import on a schedule"
+    job = cj["spec"]["jobTemplate"]["spec"]
+    if job.get("backoffLimit") != 0 or not job.get("activeDeadlineSeconds"):
+        yield "want backoffLimit 0 (look at a failed import) and an activeDeadlineSeconds"
+    ps = job["template"]["spec"]
+    labels = job["template"].get("metadata", {}).get("labels", {})
+    for svc in r.kind("Service"):
+        if svc["spec"].get("selector") and selector_matches({"matchLabels": svc["spec"]["selector"]}, labels):
+            yield f"import pods would be endpoints of Service {svc['metadata']['name']}"
+    psc = ps.get("securityContext", {})
+    if ps.get("automountServiceAccountToken") is not False or not psc.get("runAsNonRoot") or psc.get("runAsUser", 0) == 0:
+        yield "pod must run as non-root without a service account token"
+    if ps.get("restartPolicy") != "Never":
+        yield "restartPolicy must be Never"
+    c = ps["containers"][0]
+    sc = c.get("securityContext", {})
+    if not (sc.get("readOnlyRootFilesystem") and sc.get("allowPrivilegeEscalation") is False
+            and "ALL" in sc.get("capabilities", {}).get("drop", [])
+            and sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type") == "RuntimeDefault"):
+        yield "container not hardened (read-only, no escalation, drop ALL, RuntimeDefault)"
+    if c.get("image") != container(app, "census-login").get("image"):
+        yield f"image {c.get('image')} is not census-login's {container(app, 'census-login').get('image')}"
+    args = c.get("args", [])
+    if args[:2] != ["registry", "import"] or len(args) != 3 or not args[2].startswith("/"):
+        yield f"args {args}: want registry import /path/on/the/volume"
+    limit = quantity(c.get("resources", {}).get("limits", {}).get("memory", "0"))
+    if not 0 < limit <= IMPORT_MEMORY_LIMIT:
+        yield f"memory limit {limit / MIB:.0f} MiB: want at most {IMPORT_MEMORY_LIMIT // MIB} MiB (it streams)"
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    app_env = {e["name"]: e.get("value") for e in container(app, "census-login").get("env", [])}
+    for name in ("CENSUS__SECRETS__PEPPER_FILE", "CENSUS__SECRETS__REDIS_PASSWORD_FILE"):
+        if not env.get(name) or env.get(name) != app_env.get(name):
+            yield f"{name} = {env.get(name)!r}, census-login reads {app_env.get(name)!r}"
+    if any(e.get("valueFrom", {}).get("secretKeyRef") for e in c.get("env", [])):
+        yield "a secret in an environment variable"
+    mounts = {m["mountPath"]: m for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in ps.get("volumes", [])}
+    app_vols = {v["name"]: v for v in pod_spec(app).get("volumes", [])}
+    for name in ("config",):
+        if volumes.get(name, {}).get("configMap") != app_vols.get(name, {}).get("configMap"):
+            yield f"volume {name}: not census-login's ConfigMap"
+    envfrom = [e.get("configMapRef", {}).get("name") for e in c.get("envFrom", [])]
+    app_envfrom = [e.get("configMapRef", {}).get("name") for e in container(app, "census-login").get("envFrom", [])]
+    if envfrom != app_envfrom:
+        yield f"envFrom {envfrom}, census-login has {app_envfrom}"
+    file_dir = args[2].rsplit("/", 1)[0] if len(args) == 3 else ""
+    m = mounts.get(file_dir)
+    if not m or not m.get("readOnly") or "persistentVolumeClaim" not in volumes.get(m["name"], {}):
+        yield f"the file's directory {file_dir} is not a read-only PersistentVolumeClaim mount"
+    for path in (env.get("CENSUS__SECRETS__PEPPER_FILE") or "", env.get("CENSUS__SECRETS__REDIS_PASSWORD_FILE") or ""):
+        d = path.rsplit("/", 1)[0]
+        if d not in mounts or "secret" not in volumes.get(mounts[d]["name"], {}):
+            yield f"{path}: not on a Secret volume"
+    pols = [p for p in r.kind("NetworkPolicy") if selector_matches(p["spec"]["podSelector"], labels)]
+    types = {t for p in pols for t in p["spec"].get("policyTypes", [])}
+    if types != {"Ingress", "Egress"} or any(p["spec"].get("ingress") for p in pols):
+        yield "import pods: want a NetworkPolicy with no ingress and egress to Redis/DNS only"
+    for p in pols:
+        for rule in p["spec"].get("egress", []):
+            if not rule.get("to") or any(port.get("port") not in (6379, 26379, 53) for port in rule.get("ports", [{}])):
+                yield f"{p['metadata']['name']}: egress beyond Redis and DNS"
+    red = r.named("StatefulSet", "redis")
+    if red:
+        red_pol = [p for p in r.kind("NetworkPolicy") if selector_matches(p["spec"]["podSelector"], pod_labels(red))]
+        peers = [peer for p in red_pol for rule in p["spec"].get("ingress", []) for peer in rule.get("from", [])]
+        if not any("podSelector" in peer and selector_matches(peer["podSelector"], labels) for peer in peers):
+            yield "Redis' NetworkPolicy does not admit the import pods"
 
 
 @check("NetworkPolicies: census-login and Redis locked down in both directions")
@@ -882,6 +965,9 @@ def mutations() -> dict[str, Callable[[list[dict]], None]]:
         "an unpinned image": lambda d: pod_spec(find(d, "StatefulSet", "redis"))["containers"][0].__setitem__("image", "redis:latest"),
         "a sentinel without the Redis password": lambda d: pod_spec(find(d, "StatefulSet", "redis"))["containers"][1].__setitem__(
             "volumeMounts", [m for m in pod_spec(find(d, "StatefulSet", "redis"))["containers"][1]["volumeMounts"] if m["name"] != "auth"]),
+        "a scheduled registry import": lambda d: find(d, "CronJob", "census-login-registry-import")["spec"].__setitem__("suspend", False),
+        "a registry import reading the whole file into 3 GiB": lambda d: find(d, "CronJob", "census-login-registry-import")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].__setitem__("memory", "3Gi"),
+        "a registry import pod behind the public Service": lambda d: find(d, "CronJob", "census-login-registry-import")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"].__setitem__("app.kubernetes.io/name", "census-login"),
         "census-login reading the Redis password from its own Secret": lambda d: next(
             e for e in app(d)["env"] if e["name"] == "CENSUS__SECRETS__REDIS_PASSWORD_FILE").__setitem__("value", "/var/run/secrets/census-login/pepper"),
     }

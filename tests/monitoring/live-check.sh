@@ -365,7 +365,7 @@ else
 fi
 
 # ------------------------------------------------------------------ fill Redis
-# Lock-state-like hashes (the key and fields of census:{<k>}:lock) until used_memory passes
+# Lock-state-like hashes (the key and fields of census:{<t>}:<r>:lock) until used_memory passes
 # 92% of maxmemory, then writes past maxmemory in two rounds a few scrapes apart (a
 # counter's first appearance is not an increase): each is refused with -OOM.
 used_ratio() {
@@ -377,7 +377,8 @@ fill() { # first count
 import sys
 first, n = int(sys.argv[1]), int(sys.argv[2])
 for i in range(first, first + n):
-    k = "census:{%032x}:lock" % (i * 2654435761 % 2**128)
+    h = "%032x" % (i * 2654435761 % 2**128)
+    k = "census:{%s}:%s:lock" % (h[:4], h[4:])
     args = ["HSET", k, "f", "1", "l", "0", "u", "0", "lf", "1796057319945"]
     sys.stdout.write("*%d\r\n" % len(args) + "".join("$%d\r\n%s\r\n" % (len(a), a) for a in args))
     args = ["PEXPIRE", k, "86400000"]

@@ -1,15 +1,17 @@
--- KEYS: account hash, session set, session hash.
--- ARGV: now ('' = TIME), token hash, idle, window, closes (-1 = none).
+-- KEYS: account hash, session set, session hash, registry bucket 0 of the tag.
+-- ARGV: now ('' = TIME), token hash, idle, window, closes (-1 = none), registry field.
 -- Returns {status, password defined, first login, window end, expiry, now}.
 -- A node login (login.gov.pl) is a first login like any other: the first login
 -- is set if absent and the session created unless the window has ended. The
 -- lockout is neither read nor written. Only for a PESEL in the registry.
 local now = store_now(ARGV[1])
-local a = redis.call('HMGET', KEYS[1], 'mn', 'pw', 'fl')
-if not a[1] then return { 'unregistered', 0, 0, 0, 0, now } end
+if not registry_get(string.sub(KEYS[4], 1, -2), ARGV[6]) then
+  return { 'unregistered', 0, 0, 0, 0, now }
+end
+local a = redis.call('HMGET', KEYS[1], 'pw', 'fl')
 local pw = 0
-if a[2] then pw = 1 end
-local fl = tonumber(a[3])
+if a[1] then pw = 1 end
+local fl = tonumber(a[2])
 if not fl then
   fl = now
   redis.call('HSET', KEYS[1], 'fl', now)
