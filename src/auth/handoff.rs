@@ -176,14 +176,11 @@ impl AuthService {
             return Ok(None);
         };
         let session_hash = token_hash(&token);
-        let Some(record) = self
+        let Some((record, Some(sealed))) = self
             .store()
-            .touch_session(&key, &session_hash, self.settings().idle)
+            .touch_session_with_facts(&key, &session_hash, self.settings().idle)
             .await?
         else {
-            return Ok(None);
-        };
-        let Some(sealed) = self.store().session_facts(&key, &session_hash).await? else {
             return Ok(None);
         };
         let Some(facts) = open::<SessionFacts>(&token, FACTS, &sealed) else {

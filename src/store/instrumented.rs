@@ -203,6 +203,19 @@ impl Store for Instrumented {
             .await
     }
 
+    async fn touch_session_with_facts(
+        &self,
+        key: &PeselKey,
+        token_hash: &[u8; 32],
+        idle: Millis,
+    ) -> Result<Option<(SessionRecord, Option<String>)>, StoreError> {
+        self.observe(
+            "touch_session",
+            self.inner.touch_session_with_facts(key, token_hash, idle),
+        )
+        .await
+    }
+
     async fn put_authorization_request(
         &self,
         id_hash: &[u8; 32],

@@ -384,6 +384,20 @@ pub trait Store: Send + Sync + 'static {
         session_hash: &[u8; 32],
     ) -> Result<Option<String>, StoreError>;
 
+    /// [`Store::touch_session`] and [`Store::session_facts`] together: the session
+    /// check of every page load, in one round trip where the store can.
+    async fn touch_session_with_facts(
+        &self,
+        key: &PeselKey,
+        token_hash: &[u8; 32],
+        idle: Millis,
+    ) -> Result<Option<(SessionRecord, Option<String>)>, StoreError> {
+        let Some(record) = self.touch_session(key, token_hash, idle).await? else {
+            return Ok(None);
+        };
+        Ok(Some((record, self.session_facts(key, token_hash).await?)))
+    }
+
     /// An authorization request waiting for the person to log in (no person yet).
     async fn put_authorization_request(
         &self,

@@ -143,6 +143,10 @@ static PUT_GRANT: LazyLock<Script> = script!("lua/put_grant.lua");
 static NODE_SESSION: LazyLock<Script> = script!(timed registry "lua/node_session.lua");
 static RECLAIM: LazyLock<Script> = script!("lua/reclaim_account.lua");
 
+/// A session read without the script: the session (None = no such session)
+/// and, when asked for, its sealed facts.
+type SessionRead = (Option<SessionRecord>, Option<String>);
+
 fn saml_request_key(id_hash: &[u8; 32]) -> String {
     format!("census:saml:rq:{}", hex::encode(id_hash))
 }
@@ -635,51 +639,85 @@ impl RedisStore {
     }
 
     /// A session check that touch_session.lua would answer without a change
-    /// (valid, and its expiry would move by less than a second), decided from a
+    /// (valid, and its expiry would move by less than a step), decided from a
     /// plain read: `TIME` and `HMGET` in one pipeline cost Redis a fraction of a
-    /// script call. `Some(None)`: no such session; `None`: the script must
-    /// decide (and write, or delete).
+    /// script call; with `facts`, the session's sealed facts (same hash slot)
+    /// come in the same pipeline. `Some((None, _))`: no such session; `None`:
+    /// the script must decide (and write, or delete).
     async fn session_unchanged(
         &self,
         skey: &str,
+        facts: Option<String>,
         idle: Millis,
-    ) -> Result<Option<Option<SessionRecord>>, StoreError> {
+    ) -> Result<Option<SessionRead>, StoreError> {
         let test_now = self.clock.as_ref().map(|c| c.now());
         let skey = skey.to_owned();
-        type Fields = (Option<i64>, Option<i64>, Option<i64>);
-        let (time, fields): (Option<(i64, i64)>, Fields) = self
-            .run(|mut c| async move {
-                let mut pipe = ::redis::pipe();
-                if test_now.is_none() {
-                    pipe.cmd("TIME");
-                }
-                pipe.cmd("HMGET").arg(skey).arg("fl").arg("we").arg("exp");
-                if test_now.is_some() {
-                    let (f,): ((Option<i64>, Option<i64>, Option<i64>),) =
-                        pipe.query_async(&mut c).await.map_err(unavailable)?;
-                    return Ok((None, f));
-                }
-                let (t, f) = pipe.query_async(&mut c).await.map_err(unavailable)?;
-                Ok((Some(t), f))
-            })
+        let with_facts = facts.is_some();
+        let mut pipe = ::redis::pipe();
+        if test_now.is_none() {
+            pipe.cmd("TIME");
+        }
+        pipe.cmd("HMGET").arg(skey).arg("fl").arg("we").arg("exp");
+        if let Some(f) = facts {
+            pipe.cmd("GET").arg(f);
+        }
+        let replies: Vec<::redis::Value> = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await.map_err(unavailable) })
             .await?;
-        let now = match (test_now, time) {
-            (Some(now), _) => now,
-            (None, Some((secs, micros))) => secs * 1000 + micros / 1000,
-            (None, None) => return Ok(None),
+        let mut replies: Vec<::redis::Value> = replies.into_iter().rev().collect();
+        let corrupt = |e: ::redis::ParsingError| StoreError::Corrupt(e.to_string());
+        let now = match test_now {
+            Some(now) => now,
+            None => {
+                let (secs, micros): (i64, i64) =
+                    ::redis::from_redis_value(replies.pop().unwrap_or(::redis::Value::Nil))
+                        .map_err(corrupt)?;
+                secs * 1000 + micros / 1000
+            }
+        };
+        let fields: (Option<i64>, Option<i64>, Option<i64>) =
+            ::redis::from_redis_value(replies.pop().unwrap_or(::redis::Value::Nil))
+                .map_err(corrupt)?;
+        let sealed: Option<String> = if with_facts {
+            ::redis::from_redis_value(replies.pop().unwrap_or(::redis::Value::Nil))
+                .map_err(corrupt)?
+        } else {
+            None
         };
         let (Some(fl), Some(we), Some(exp)) = fields else {
-            return Ok(fields.0.is_none().then_some(None));
+            return Ok(fields.0.is_none().then_some((None, None)));
         };
         let next = (now + idle).min(we);
-        Ok(
-            (next > now && exp > now && (0..super::session_step(idle)).contains(&(next - exp)))
-                .then_some(Some(SessionRecord {
-                    first_login_at: fl,
-                    window_ends_at: we,
-                    expires_at: exp,
-                })),
-        )
+        let unchanged =
+            next > now && exp > now && (0..super::session_step(idle)).contains(&(next - exp));
+        Ok(unchanged.then_some((
+            Some(SessionRecord {
+                first_login_at: fl,
+                window_ends_at: we,
+                expires_at: exp,
+            }),
+            sealed,
+        )))
+    }
+
+    /// touch_session.lua: the session's sliding expiry moved (or it ended).
+    async fn touch_script(
+        &self,
+        skey: String,
+        idle: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let mut inv = TOUCH.prepare_invoke();
+        inv.key(skey).arg(self.now_arg()).arg(idle);
+        let r: Option<(i64, i64, i64)> = self
+            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
+            .await?;
+        Ok(r.map(
+            |(first_login_at, window_ends_at, expires_at)| SessionRecord {
+                first_login_at,
+                window_ends_at,
+                expires_at,
+            },
+        ))
     }
 
     /// The scripts' first argument: empty (= Redis `TIME`) unless a test clock is set.
@@ -969,21 +1007,27 @@ impl Store for RedisStore {
         idle: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let skey = Self::session_key(key, token_hash);
-        if let Some(known) = self.session_unchanged(&skey, idle).await? {
+        if let Some((known, _)) = self.session_unchanged(&skey, None, idle).await? {
             return Ok(known);
         }
-        let mut inv = TOUCH.prepare_invoke();
-        inv.key(skey).arg(self.now_arg()).arg(idle);
-        let r: Option<(i64, i64, i64)> = self
-            .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
-            .await?;
-        Ok(r.map(
-            |(first_login_at, window_ends_at, expires_at)| SessionRecord {
-                first_login_at,
-                window_ends_at,
-                expires_at,
-            },
-        ))
+        self.touch_script(skey, idle).await
+    }
+
+    async fn touch_session_with_facts(
+        &self,
+        key: &PeselKey,
+        token_hash: &[u8; 32],
+        idle: Millis,
+    ) -> Result<Option<(SessionRecord, Option<String>)>, StoreError> {
+        let skey = Self::session_key(key, token_hash);
+        let fkey = Self::key(key, &format!("sf:{}", hex::encode(token_hash)));
+        if let Some((known, facts)) = self.session_unchanged(&skey, Some(fkey), idle).await? {
+            return Ok(known.map(|record| (record, facts)));
+        }
+        let Some(record) = self.touch_script(skey, idle).await? else {
+            return Ok(None);
+        };
+        Ok(Some((record, self.session_facts(key, token_hash).await?)))
     }
 
     async fn delete_session(
