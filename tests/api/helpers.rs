@@ -62,12 +62,27 @@ impl RedisServer {
             cluster,
             password: password.map(str::to_owned),
         };
-        server.restart();
-        server
+        // A free port is only free when chosen: another test's connection (or, for a
+        // cluster node, its bus port + 10000) may take it meanwhile. Try a few.
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            if cluster && server.port > 55_535 {
+                server.port = free_port();
+                continue;
+            }
+            match crate::support::try_redis_server(server.port, server.dir.path(), &server.args()) {
+                Ok(child) => {
+                    server.child = Some(child);
+                    return server;
+                }
+                Err(e) => errors.push(e),
+            }
+            server.port = free_port();
+        }
+        panic!("redis-server would not start: {}", errors.join("; "));
     }
 
-    /// (Re)starts on the same port and data directory (AOF on, so data survives).
-    pub fn restart(&mut self) {
+    fn args(&self) -> Vec<&str> {
         let mut extra = vec!["--appendonly", "yes", "--appendfsync", "always"];
         if let Some(pw) = &self.password {
             extra.extend(["--requirepass", pw, "--masterauth", pw]);
@@ -80,7 +95,12 @@ impl RedisServer {
                 "nodes.conf",
             ]);
         }
-        self.child = Some(redis_server(self.port, self.dir.path(), &extra));
+        extra
+    }
+
+    /// (Re)starts on the same port and data directory (AOF on, so data survives).
+    pub fn restart(&mut self) {
+        self.child = Some(redis_server(self.port, self.dir.path(), &self.args()));
     }
 
     pub fn stop(&mut self) {

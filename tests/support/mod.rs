@@ -25,6 +25,13 @@ pub fn free_port() -> u16 {
 /// snapshots, plus `extra` arguments; returns once it listens.
 #[allow(dead_code)] // only the suites that need Redis
 pub fn redis_server(port: u16, dir: &Path, extra: &[&str]) -> Child {
+    try_redis_server(port, dir, extra).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`redis_server`], or why it did not come up (a port taken meanwhile: the
+/// caller may try another).
+#[allow(dead_code)] // only the suites that need Redis
+pub fn try_redis_server(port: u16, dir: &Path, extra: &[&str]) -> Result<Child, String> {
     let port_arg = port.to_string();
     let base = [
         "--port",
@@ -40,14 +47,25 @@ pub fn redis_server(port: u16, dir: &Path, extra: &[&str]) -> Child {
         .map(OsStr::new)
         .chain([dir.as_os_str()])
         .chain(extra.iter().map(OsStr::new));
-    start_redis(port, args)
+    try_start_redis(port, args)
 }
 
 /// `redis-server ARGS` (a server or, with `--sentinel`, a Sentinel) that will
 /// listen on `port`; returns once it does.
 #[allow(dead_code)] // only the suites that need Redis
 pub fn start_redis<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(port: u16, args: I) -> Child {
-    let child = Command::new("redis-server")
+    try_start_redis(port, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`start_redis`], or why not: it exited (e.g. its port, or a cluster's bus
+/// port = port + 10000, was taken by another process since it was chosen) or
+/// did not listen within 10 s.
+#[allow(dead_code)] // only the suites that need Redis
+pub fn try_start_redis<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(
+    port: u16,
+    args: I,
+) -> Result<Child, String> {
+    let mut child = Command::new("redis-server")
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -59,13 +77,17 @@ pub fn start_redis<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(port: u16, args: 
         });
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "redis-server did not listen on {port} within 10 s"
-        );
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("redis-server for port {port} exited ({status})"));
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("redis-server did not listen on {port} within 10 s"));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    Ok(child)
 }
 
 #[allow(dead_code)] // the binary-level suites use only the helpers above
