@@ -128,6 +128,34 @@ impl State {
         account
     }
 
+    /// A new session of `key` in the window that `first_login` opened: the
+    /// window's end, and the session unless the window has ended.
+    fn open_session(
+        &mut self,
+        key: &PeselKey,
+        spec: &SessionSpec,
+        first_login: Millis,
+        now: Millis,
+    ) -> (Millis, Option<SessionRecord>) {
+        let ends = window_end(first_login, spec.window, spec.closes_at);
+        if ends <= now {
+            return (ends, None);
+        }
+        let expires = session_expiry(now, spec.idle, ends);
+        self.sessions
+            .insert((*key, spec.token_hash), (first_login, ends, expires));
+        self.sessions_of
+            .entry(*key)
+            .or_default()
+            .insert(spec.token_hash);
+        let record = SessionRecord {
+            first_login_at: first_login,
+            window_ends_at: ends,
+            expires_at: expires,
+        };
+        (ends, Some(record))
+    }
+
     fn put_lock(&mut self, key: PeselKey, lock: LockState) {
         if lock.is_clear() {
             self.locks.remove(&key);
@@ -238,24 +266,9 @@ impl Store for MemoryStore {
         let first_login = *account.first_login_at.get_or_insert(now);
         settled.first_login_at = Some(first_login);
         if let Some(spec) = session {
-            let ends = window_end(first_login, spec.window, spec.closes_at);
+            let (ends, record) = state.open_session(key, &spec, first_login, now);
             settled.window_ends_at = Some(ends);
-            if ends > now {
-                let expires = session_expiry(now, spec.idle, ends);
-                state
-                    .sessions
-                    .insert((*key, spec.token_hash), (first_login, ends, expires));
-                state
-                    .sessions_of
-                    .entry(*key)
-                    .or_default()
-                    .insert(spec.token_hash);
-                settled.session = Some(SessionRecord {
-                    first_login_at: first_login,
-                    window_ends_at: ends,
-                    expires_at: expires,
-                });
-            }
+            settled.session = record;
         }
         Ok(settled)
     }
@@ -617,24 +630,7 @@ impl Store for MemoryStore {
         let account = state.accounts.entry(*key).or_default();
         let password_defined = account.password_phc.is_some();
         let first_login = *account.first_login_at.get_or_insert(now);
-        let ends = window_end(first_login, spec.window, spec.closes_at);
-        let mut session = None;
-        if ends > now {
-            let expires = session_expiry(now, spec.idle, ends);
-            state
-                .sessions
-                .insert((*key, spec.token_hash), (first_login, ends, expires));
-            state
-                .sessions_of
-                .entry(*key)
-                .or_default()
-                .insert(spec.token_hash);
-            session = Some(SessionRecord {
-                first_login_at: first_login,
-                window_ends_at: ends,
-                expires_at: expires,
-            });
-        }
+        let (_, session) = state.open_session(key, spec, first_login, now);
         Ok(NodeSession::Opened {
             now,
             password_defined,
