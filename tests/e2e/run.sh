@@ -69,7 +69,9 @@ RP_PORT="$(free_port)"
 while [ "$RP_PORT" = "$PORT" ] || [ "$RP_PORT" = "$ADMIN_PORT" ]; do RP_PORT="$(free_port)"; done
 RP_CLIENT_ID=census-form-e2e
 RP_CLIENT_SECRET="$(node -e 'console.log(require("crypto").randomBytes(24).toString("base64url"))')"
-RP_SECRET_SHA256="$(node -e 'console.log(require("crypto").createHash("sha256").update(process.argv[1]).digest("hex"))' "$RP_CLIENT_SECRET")"
+# Through the environment, not argv: a base64url secret can begin with "-", which node
+# would take for one of its own options (1 run in 64 failed with "node: bad option").
+RP_SECRET_SHA256="$(SECRET="$RP_CLIENT_SECRET" node -e 'console.log(require("crypto").createHash("sha256").update(process.env.SECRET).digest("hex"))')"
 
 # shellcheck source=../support/service.sh
 source "$ROOT/tests/support/service.sh"
