@@ -10,6 +10,8 @@
 #[cfg(feature = "national-node")]
 mod sp;
 #[cfg(feature = "national-node")]
+mod xmlenc;
+#[cfg(feature = "national-node")]
 pub use sp::ServiceProvider;
 
 /// Without the feature there is no service provider: this type has no

@@ -12,8 +12,8 @@
 //!
 //! What samael leaves to us, done here: metadata and `AuthnRequest` from our
 //! own templates (eIDAS extensions), the artifact back channel, decryption of
-//! `EncryptedAssertion` (RSA-OAEP + AES-GCM only, with OpenSSL, after the
-//! enclosing signature verified), and the semantic checks of every response
+//! `EncryptedAssertion` ([`super::xmlenc`]: ECDH-ES or RSA-OAEP, AES-GCM, after
+//! the enclosing signature verified), and the semantic checks of every response
 //! (issuer, destination, audience required, bearer recipient, times with a
 //! small skew, `InResponseTo` required: no IdP-initiated logins). samael's own
 //! `parse_xml_response` is not used: it silently accepts an unsigned response
@@ -24,6 +24,7 @@
 //! not documented as thread-safe for this use, and a node login costs a few
 //! milliseconds of it.
 
+use super::xmlenc;
 use super::{Refusal, Verified};
 use crate::config::Settings;
 use base64::Engine;
@@ -231,8 +232,13 @@ impl ServiceProvider {
                     PKey::private_key_from_pem(pem.expose_secret().as_bytes()).map_err(|_| {
                         "secrets.saml_sp_encryption_key: not a PEM private key".to_string()
                     })?;
-                if key.id() != Id::RSA {
-                    return Err("secrets.saml_sp_encryption_key: RSA is the only key transport xmlsec 1.2.37 and this service support (see docs/national-node.md)".into());
+                match key.id() {
+                    Id::RSA => {}
+                    // login.gov.pl's profile: ECDH-ES on a NIST curve.
+                    Id::EC if ["1.2.840.10045.3.1.7", "1.3.132.0.34", "1.3.132.0.35"]
+                        .iter()
+                        .any(|oid| xmlenc::curve_matches(&key, &format!("urn:oid:{oid}"))) => {}
+                    _ => return Err("secrets.saml_sp_encryption_key: an EC key on P-256, P-384 or P-521 (ECDH-ES, login.gov.pl's profile) or an RSA key (RSA-OAEP) is needed (see docs/national-node.md)".into()),
                 }
                 let cert = pem_cert(path, "national_node.sp_encryption_certificate_file")?;
                 if !matches(&cert, &key) {
@@ -764,90 +770,11 @@ impl ServiceProvider {
         })
     }
 
-    /// XML Encryption of an `EncryptedAssertion`, on OpenSSL: the key by
-    /// RSA-OAEP with our encryption key, the data by AES-GCM. CBC (padding
-    /// oracles), 3DES and RSA PKCS#1 v1.5 (Bleichenbacher) are refused.
+    /// The decrypted `EncryptedAssertion` (see [`super::xmlenc`]), with our
+    /// encryption key: none configured, nothing decrypts.
     fn decrypt(&self, ctx: &Context, ea: &Node) -> Result<String, Refusal> {
         let key = self.enc_key.as_ref().ok_or(Refusal::Decryption)?;
-        let one = |xp: &str| -> Result<Node, Refusal> {
-            let mut found = ctx
-                .node_evaluate(xp, ea)
-                .map_err(|_| Refusal::Malformed)?
-                .get_nodes_as_vec();
-            if found.len() != 1 {
-                return Err(Refusal::Decryption);
-            }
-            Ok(found.remove(0))
-        };
-        let data_method = one("xenc:EncryptedData/xenc:EncryptionMethod")?
-            .get_attribute("Algorithm")
-            .unwrap_or_default();
-        let cipher = match data_method.as_str() {
-            "http://www.w3.org/2009/xmlenc11#aes128-gcm" => openssl::symm::Cipher::aes_128_gcm(),
-            "http://www.w3.org/2009/xmlenc11#aes256-gcm" => openssl::symm::Cipher::aes_256_gcm(),
-            _ => return Err(Refusal::Decryption),
-        };
-        let ek = one(".//xenc:EncryptedKey")?;
-        let ek_method = ctx
-            .node_evaluate("xenc:EncryptionMethod", &ek)
-            .map_err(|_| Refusal::Malformed)?
-            .get_nodes_as_vec();
-        let [ek_method] = ek_method.as_slice() else {
-            return Err(Refusal::Decryption);
-        };
-        if ek_method.get_attribute("Algorithm").as_deref()
-            != Some("http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p")
-        {
-            return Err(Refusal::Decryption);
-        }
-        let digest = ctx
-            .node_evaluate("ds:DigestMethod/@Algorithm", ek_method)
-            .map_err(|_| Refusal::Malformed)?
-            .get_nodes_as_str();
-        let oaep_md = match digest.first().map(String::as_str) {
-            None | Some("http://www.w3.org/2000/09/xmldsig#sha1") => MessageDigest::sha1(),
-            Some("http://www.w3.org/2001/04/xmlenc#sha256") => MessageDigest::sha256(),
-            _ => return Err(Refusal::Decryption),
-        };
-        let b64 = |n: &Node| -> Result<Vec<u8>, Refusal> {
-            let text: String = n.get_content().split_whitespace().collect();
-            STANDARD.decode(text).map_err(|_| Refusal::Decryption)
-        };
-        let wrapped = b64(&ctx
-            .node_evaluate("xenc:CipherData/xenc:CipherValue", &ek)
-            .map_err(|_| Refusal::Malformed)?
-            .get_nodes_as_vec()
-            .into_iter()
-            .next()
-            .ok_or(Refusal::Decryption)?)?;
-        let data = b64(&one("xenc:EncryptedData/xenc:CipherData/xenc:CipherValue")?)?;
-
-        let mut pctx = openssl::pkey_ctx::PkeyCtx::new(key).map_err(|_| Refusal::Decryption)?;
-        pctx.decrypt_init().map_err(|_| Refusal::Decryption)?;
-        pctx.set_rsa_padding(openssl::rsa::Padding::PKCS1_OAEP)
-            .map_err(|_| Refusal::Decryption)?;
-        pctx.set_rsa_oaep_md(
-            openssl::md::Md::from_nid(oaep_md.type_()).ok_or(Refusal::Decryption)?,
-        )
-        .map_err(|_| Refusal::Decryption)?;
-        pctx.set_rsa_mgf1_md(openssl::md::Md::sha1())
-            .map_err(|_| Refusal::Decryption)?;
-        let mut session_key = Vec::new();
-        pctx.decrypt_to_vec(&wrapped, &mut session_key)
-            .map_err(|_| Refusal::Decryption)?;
-        if session_key.len() != cipher.key_len() {
-            return Err(Refusal::Decryption);
-        }
-        // IV (12) | ciphertext | tag (16).
-        if data.len() < 12 + 16 {
-            return Err(Refusal::Decryption);
-        }
-        let (iv, rest) = data.split_at(12);
-        let (ciphertext, tag) = rest.split_at(rest.len() - 16);
-        let plain =
-            openssl::symm::decrypt_aead(cipher, &session_key, Some(iv), &[], ciphertext, tag)
-                .map_err(|_| Refusal::Decryption)?;
-        String::from_utf8(plain).map_err(|_| Refusal::Decryption)
+        xmlenc::decrypt(ctx, ea, key).map_err(|_| Refusal::Decryption)
     }
 }
 
@@ -860,10 +787,28 @@ fn metadata(entity_id: &str, acs: &str, sign: &X509, enc: Option<&X509>) -> Resu
     };
     let mut keys = key("signing", sign, "")?;
     if let Some(enc) = enc {
+        // What the key can open: ECDH-ES + AES key wrap for EC, RSA-OAEP for
+        // RSA; the data by AES-GCM either way.
+        let transport = match enc.public_key().map(|k| k.id()) {
+            Ok(Id::EC) => format!(
+                r#"<md:EncryptionMethod Algorithm="{}"/><md:EncryptionMethod Algorithm="{}"/><md:EncryptionMethod Algorithm="{}"/>"#,
+                xmlenc::KW_AES256,
+                xmlenc::KW_AES128,
+                xmlenc::ECDH_ES
+            ),
+            _ => format!(
+                r#"<md:EncryptionMethod Algorithm="{}"/>"#,
+                xmlenc::RSA_OAEP_MGF1P
+            ),
+        };
         keys.push_str(&key(
             "encryption",
             enc,
-            r#"<md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes256-gcm"/><md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/>"#,
+            &format!(
+                r#"<md:EncryptionMethod Algorithm="{}"/><md:EncryptionMethod Algorithm="{}"/>{transport}"#,
+                xmlenc::AES256_GCM,
+                xmlenc::AES128_GCM
+            ),
         )?);
     }
     Ok(format!(
