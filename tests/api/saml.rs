@@ -44,6 +44,9 @@ struct Idp {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// census-login's encryption key: `sp-enc` (P-256, ECDH-ES: login.gov.pl's
+    /// profile) or `sp-enc-rsa` (RSA-OAEP).
+    enc: &'static str,
 }
 
 impl Idp {
@@ -65,6 +68,7 @@ impl Idp {
             port,
             dir,
             child: None,
+            enc: "sp-enc",
         }
     }
 
@@ -88,12 +92,12 @@ impl Idp {
             ("national_node.sp_certificate_file", p("sp-sign.crt")),
             (
                 "national_node.sp_encryption_certificate_file",
-                p("sp-enc.crt"),
+                p(&format!("{}.crt", self.enc)),
             ),
             ("secrets.saml_sp_key", json!(self.read("sp-sign.key"))),
             (
                 "secrets.saml_sp_encryption_key",
-                json!(self.read("sp-enc.key")),
+                json!(self.read(&format!("{}.key", self.enc))),
             ),
             ("session.cookie_secure", json!(false)),
             ("server.public_origin", json!(PUBLIC_ORIGIN)),
@@ -152,9 +156,16 @@ impl Drop for Idp {
     }
 }
 
-/// The service and its IdP, ready for node logins.
+/// The service and its IdP, ready for node logins; assertions are encrypted
+/// (when they are) by ECDH-ES to census-login's P-256 key.
 async fn node_app(backend: Backend, sig: &str) -> (TestApp, Idp) {
+    node_app_enc(backend, sig, "sp-enc").await
+}
+
+/// The same with census-login's encryption key `enc` (`sp-enc-rsa`: RSA-OAEP).
+async fn node_app_enc(backend: Backend, sig: &str, enc: &'static str) -> (TestApp, Idp) {
     let mut idp = Idp::keys();
+    idp.enc = enc;
     let app = spawn_app(backend, &idp.overrides(sig)).await;
     idp.serve(&app, sig);
     (app, idp)
@@ -367,6 +378,27 @@ async fn metadata_publishes_the_entity_acs_and_both_keys() {
     assert!(xml.contains(&format!("Location=\"{PUBLIC_ORIGIN}/saml/acs\"")));
     assert!(xml.contains("urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact"));
     assert!(xml.contains("use=\"signing\"") && xml.contains("use=\"encryption\""));
+    // The P-256 encryption key takes ECDH-ES and AES key wrap, not RSA-OAEP;
+    // an RSA one the other way round. The data is AES-GCM either way.
+    for (enc, has, lacks) in [
+        ("sp-enc", "xmlenc11#ECDH-ES", "rsa-oaep"),
+        ("sp-enc-rsa", "rsa-oaep-mgf1p", "ECDH-ES"),
+    ] {
+        let mut idp = Idp::keys();
+        idp.enc = enc;
+        let app = spawn_app(Backend::Memory, &idp.overrides("rsa")).await;
+        let xml = app
+            .client
+            .get(format!("{}/saml/metadata", app.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(xml.contains(has) && !xml.contains(lacks), "{enc}: {xml}");
+        assert!(xml.contains("xmlenc11#aes256-gcm"), "{xml}");
+    }
     // The meta document switches the login.gov.pl card to the node login.
     let meta: Value = app
         .client
@@ -465,11 +497,11 @@ async fn the_authn_request_is_signed_and_asks_for_the_eidas_person_at_the_minimu
 }
 
 macro_rules! node_stores {
-    ($name:ident, $sig:literal, $binding:literal, $encrypt:literal) => {
+    ($name:ident, $sig:literal, $binding:literal, $encrypt:literal, $enc:literal) => {
         #[tokio::test]
         async fn $name() {
             for backend in [Backend::Memory, Backend::Redis] {
-                let (app, idp) = node_app(backend, $sig).await;
+                let (app, idp) = node_app_enc(backend, $sig, $enc).await;
                 idp.control(json!({"binding": $binding, "encrypt": $encrypt}))
                     .await;
                 let b = browser();
@@ -485,29 +517,41 @@ macro_rules! node_stores {
     };
 }
 
+// Names: binding, assertion, the IdP's signing key, census-login's encryption key.
 node_stores!(
     post_binding_plain_assertion_rsa_logs_in,
     "rsa",
     "post",
-    false
+    false,
+    "sp-enc"
 );
 node_stores!(
-    post_binding_encrypted_assertion_ec_logs_in,
+    post_binding_ecdh_es_encrypted_assertion_ec_logs_in,
     "ec",
     "post",
-    true
+    true,
+    "sp-enc"
 );
 node_stores!(
     artifact_binding_plain_assertion_ec_logs_in,
     "ec",
     "artifact",
-    false
+    false,
+    "sp-enc"
 );
 node_stores!(
-    artifact_binding_encrypted_assertion_rsa_logs_in,
+    artifact_binding_ecdh_es_encrypted_assertion_ec_logs_in,
+    "ec",
+    "artifact",
+    true,
+    "sp-enc"
+);
+node_stores!(
+    artifact_binding_rsa_oaep_encrypted_assertion_rsa_logs_in,
     "rsa",
     "artifact",
-    true
+    true,
+    "sp-enc-rsa"
 );
 
 #[tokio::test]
@@ -556,7 +600,13 @@ async fn only_one_signature_is_enough_but_none_is_not() {
 
 #[tokio::test]
 async fn tampered_and_wrapped_responses_are_refused_in_every_shape() {
-    let (app, idp) = node_app(Backend::Memory, "rsa").await;
+    for enc in ["sp-enc", "sp-enc-rsa"] {
+        tampered_and_wrapped_refused(enc).await;
+    }
+}
+
+async fn tampered_and_wrapped_refused(enc: &'static str) {
+    let (app, idp) = node_app_enc(Backend::Memory, "rsa", enc).await;
     for binding in ["post", "artifact"] {
         for encrypt in [false, true] {
             for (sr, sa) in [(true, true), (true, false), (false, true)] {
@@ -566,7 +616,8 @@ async fn tampered_and_wrapped_responses_are_refused_in_every_shape() {
                     c["attack"] = json!(attack);
                     c
                 };
-                let what = format!("{binding} encrypt={encrypt} response={sr} assertion={sa}");
+                let what =
+                    format!("{enc} {binding} encrypt={encrypt} response={sr} assertion={sa}");
                 idp.control(with("tamper")).await;
                 let b = browser();
                 let r = node_login(&app, &b).await;

@@ -1,13 +1,14 @@
 """A real SAML 2.0 IdP on loopback standing in for login.gov.pl in the tests (issue #13).
 
 pysaml2 7.5.5 parses the AuthnRequests and ArtifactResolves and builds the Responses and
-artifacts; Debian's xmlsec1 signs, verifies and encrypts (pysaml2 calls it, and so does this
-file where pysaml2 cannot do what login.gov.pl does). Run it with the python that
-tests/saml/setup.sh prints:
+artifacts; Debian's xmlsec1 signs, verifies and encrypts to RSA keys (pysaml2 calls it, and so
+does this file where pysaml2 cannot do what login.gov.pl does); python-xmlsec (libxmlsec1 1.3
+from its PyPI wheel) encrypts by ECDH-ES to EC keys, which xmlsec1 1.2.37 cannot. Run it with
+the python that tests/saml/setup.sh prints:
 
   PY tests/saml/idp.py keys DIR --port IDP_PORT
       IdP keys (idp-rsa.*: RSA 3072, idp-ec.*: P-256), census-login's SP keys (sp-sign.*:
-      P-256, sp-enc.*: RSA 3072), all PEM, and idp-metadata-{rsa,ec}.xml.
+      P-256, sp-enc.*: P-256, sp-enc-rsa.*: RSA 3072), all PEM, and idp-metadata-{rsa,ec}.xml.
   PY tests/saml/idp.py serve DIR --port IDP_PORT --sp-metadata-url URL [--sig rsa|ec]
       serves 127.0.0.1:IDP_PORT and prints READY. Endpoints:
         GET  /sso/redirect  a signed AuthnRequest (HTTP-Redirect; the query-string signature is
@@ -132,7 +133,9 @@ def cmd_keys(args):
     write("idp-rsa", rsa.generate_private_key(65537, 3072), "test-idp-rsa")
     write("idp-ec", ec.generate_private_key(ec.SECP256R1()), "test-idp-ec")
     write("sp-sign", ec.generate_private_key(ec.SECP256R1()), "census-login-sp-signing")
-    write("sp-enc", rsa.generate_private_key(65537, 3072), "census-login-sp-encryption")
+    # login.gov.pl's profile: an EC encryption key (ECDH-ES); RSA (RSA-OAEP) is the other kind.
+    write("sp-enc", ec.generate_private_key(ec.SECP256R1()), "census-login-sp-encryption")
+    write("sp-enc-rsa", rsa.generate_private_key(65537, 3072), "census-login-sp-encryption-rsa")
     base = f"http://127.0.0.1:{args.port}"
     for sig in ("rsa", "ec"):
         with open(os.path.join(args.dir, f"idp-{sig}.crt")) as f:
@@ -354,13 +357,19 @@ class Idp:
         return strip_decl(self.server.sec.sign_statement(xml, cls, node_id=node_id))
 
     def encrypt(self, response_xml, assertion_id):
-        """The Assertion of that ID -> EncryptedAssertion (RSA-OAEP-MGF1P + AES-256-GCM) to the
-        SP's use="encryption" certificate; pysaml2's own default would be 3DES."""
+        """The Assertion of that ID -> EncryptedAssertion to the SP's use="encryption"
+        certificate, by what its key can open: EC -> login.gov.pl's ECDH-ES profile
+        (encrypt_ecdh_es); RSA -> RSA-OAEP-MGF1P + AES-256-GCM by pysaml2 and Debian's xmlsec1
+        (pysaml2's own default would be 3DES)."""
+        from cryptography.hazmat.primitives.asymmetric import ec
         from saml2.sigver import pre_encryption_part
         if not self.sp.encryption:
             raise ValueError("no encryption certificate in the SP metadata")
         enc_cert = self.sp.encryption[0]
         a_start, a_end = element_span(response_xml, "Assertion", assertion_id)
+        if isinstance(load_cert(enc_cert).public_key(), ec.EllipticCurvePublicKey):
+            encrypted = encrypt_ecdh_es(response_xml[a_start:a_end], load_cert(enc_cert).public_key())
+            return response_xml[:a_start] + encrypted + response_xml[a_end:]
         wrapped = (response_xml[:a_start] + f'<saml:EncryptedAssertion xmlns:saml="{NS["saml"]}">'
                    + response_xml[a_start:a_end] + "</saml:EncryptedAssertion>" + response_xml[a_end:])
         tmpl = str(pre_encryption_part(msg_enc=AES256_GCM, encrypt_cert=enc_cert))
@@ -481,6 +490,76 @@ class Idp:
                f"{inner}</ns0:ArtifactResponse>")
         signed = self.sign(xml, "urn:oasis:names:tc:SAML:2.0:protocol:ArtifactResponse", aid)
         return (f'<soap:Envelope xmlns:soap="{NS["soap"]}"><soap:Body>{signed}</soap:Body></soap:Envelope>')
+
+
+def encrypt_ecdh_es(assertion_xml, recipient_public_key):
+    """An Assertion (declaring its namespaces itself) -> an EncryptedAssertion as login.gov.pl
+    sends it: data aes256-gcm, its key wrapped by kw-aes256 under a key agreed by ECDH-ES with
+    a fresh (ephemeral) key on the recipient's curve, through ConcatKDF (SHA-256) with the
+    node's parameter form (a 4-byte length, then the value). Debian's xmlsec1 1.2.37 cannot do
+    ECDH-ES, so this is python-xmlsec with its own libxmlsec1 1.3 (PyPI wheel): an
+    implementation that is not census-login's. It does not write the ephemeral public key into
+    the empty OriginatorKeyInfo/KeyValue, so that is filled in here (it is not part of any
+    computation: only the agreed secret and the ConcatKDF parameters are)."""
+    import xmlsec
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from lxml import etree
+
+    if xmlsec.get_libxmlsec_version() < (1, 3, 0):
+        raise RuntimeError(f"python-xmlsec links libxmlsec1 {xmlsec.get_libxmlsec_version()}: "
+                           "ECDH-ES needs >= 1.3 (the PyPI wheel xmlsec==1.3.17 bundles 1.3.9)")
+    curve = recipient_public_key.curve
+    oid = {"secp256r1": "1.2.840.10045.3.1.7", "secp384r1": "1.3.132.0.34",
+           "secp521r1": "1.3.132.0.35"}[curve.name]
+    ephemeral = ec.generate_private_key(curve)
+
+    def param(value):
+        b = value.encode()
+        return (len(b).to_bytes(4, "big") + b).hex().upper()
+
+    xenc, ds = "http://www.w3.org/2001/04/xmlenc#", NS["ds"]
+    dsig11, xenc11 = "http://www.w3.org/2009/xmldsig11#", "http://www.w3.org/2009/xmlenc11#"
+    tmpl = etree.fromstring(
+        f'<xenc:EncryptedData xmlns:xenc="{xenc}" xmlns:ds="{ds}" xmlns:xenc11="{xenc11}" '
+        f'xmlns:dsig11="{dsig11}" Id="_{secrets.token_hex(16)}" Type="{xenc}Element">'
+        f'<xenc:EncryptionMethod Algorithm="{AES256_GCM}"/><ds:KeyInfo><xenc:EncryptedKey>'
+        f'<xenc:EncryptionMethod Algorithm="{xenc}kw-aes256"/><ds:KeyInfo>'
+        f'<xenc:AgreementMethod Algorithm="{xenc11}ECDH-ES">'
+        f'<xenc11:KeyDerivationMethod Algorithm="{xenc11}ConcatKDF">'
+        f'<xenc11:ConcatKDFParams AlgorithmID="{param(xenc + "kw-aes256")}" '
+        f'PartyUInfo="{param("test-idp")}" PartyVInfo="{param("census-login")}">'
+        f'<ds:DigestMethod Algorithm="{SHA256}"/></xenc11:ConcatKDFParams></xenc11:KeyDerivationMethod>'
+        '<xenc:OriginatorKeyInfo><ds:KeyName>originator</ds:KeyName><ds:KeyValue/></xenc:OriginatorKeyInfo>'
+        '<xenc:RecipientKeyInfo><ds:KeyName>recipient</ds:KeyName></xenc:RecipientKeyInfo>'
+        '</xenc:AgreementMethod></ds:KeyInfo><xenc:CipherData><xenc:CipherValue/></xenc:CipherData>'
+        '</xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue/></xenc:CipherData>'
+        '</xenc:EncryptedData>')
+    keys = xmlsec.KeysManager()
+    for name, pem_bytes in (
+            ("originator", ephemeral.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8,
+                                                   ser.NoEncryption())),
+            ("recipient", recipient_public_key.public_bytes(ser.Encoding.PEM,
+                                                            ser.PublicFormat.SubjectPublicKeyInfo))):
+        key = xmlsec.Key.from_memory(pem_bytes, xmlsec.KeyFormat.PEM)
+        key.name = name
+        keys.add_key(key)
+    doc = etree.fromstring(f'<saml:EncryptedAssertion xmlns:saml="{NS["saml"]}">{assertion_xml}'
+                           '</saml:EncryptedAssertion>')
+    ctx = xmlsec.EncryptionContext(keys)
+    ctx.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, 256, xmlsec.constants.KeyDataTypeSession)
+    ctx.encrypt_xml(tmpl, doc[0])
+    # What the node sends: the ephemeral key as an ECKeyValue, no key names.
+    q = lambda ns, local: f"{{{ns}}}{local}"
+    agreement = doc.find(f".//{q(xenc, 'AgreementMethod')}")
+    agreement.remove(agreement.find(q(xenc, "RecipientKeyInfo")))
+    originator = agreement.find(q(xenc, "OriginatorKeyInfo"))
+    originator.remove(originator.find(q(ds, "KeyName")))
+    ec_key_value = etree.SubElement(originator.find(q(ds, "KeyValue")), q(dsig11, "ECKeyValue"))
+    etree.SubElement(ec_key_value, q(dsig11, "NamedCurve")).set("URI", "urn:oid:" + oid)
+    etree.SubElement(ec_key_value, q(dsig11, "PublicKey")).text = base64.b64encode(
+        ephemeral.public_key().public_bytes(ser.Encoding.X962, ser.PublicFormat.UncompressedPoint)).decode()
+    return etree.tostring(doc).decode()
 
 
 def person(pesel):

@@ -3,7 +3,8 @@
 Makes keys, serves a fake census-login SP metadata, starts `idp.py serve`, sends AuthnRequests
 built by pysaml2's client and signed over the query string with the SP's P-256 key, then
 checks the answers with xmlsec1 (an oracle independent of the IdP's own code paths):
-POST and Artifact bindings, plain and encrypted, both signature algorithms, every attack
+POST and Artifact bindings, plain and encrypted (RSA-OAEP; ECDH-ES is opened separately by
+pyca/cryptography), both signature algorithms, every attack
 doing what its name says, and the refusals (unsigned or badly signed AuthnRequest,
 unsigned ArtifactResolve, an artifact resolved twice). Exit status 0 only when all pass.
 """
@@ -101,7 +102,8 @@ def main():
     subprocess.run([sys.executable, os.path.join(HERE, "idp.py"), "keys", keys, "--port", str(idp_port)], check=True)
     K = lambda n: os.path.join(keys, n)
     for n in ("idp-rsa.key", "idp-rsa.crt", "idp-ec.key", "idp-ec.crt", "sp-sign.key", "sp-sign.crt",
-              "sp-enc.key", "sp-enc.crt", "idp-metadata-rsa.xml", "idp-metadata-ec.xml"):
+              "sp-enc.key", "sp-enc.crt", "sp-enc-rsa.key", "sp-enc-rsa.crt", "idp-metadata-rsa.xml",
+              "idp-metadata-ec.xml"):
         check(os.path.getsize(K(n)) > 0, f"keys wrote {n}")
 
     # The SP metadata as census-login serves it (src/saml: XML declaration, EncryptionMethods,
@@ -112,7 +114,7 @@ def main():
              'protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
              f'<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_body(K("sp-sign.crt"))}'
              '</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>'
-             f'<md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_body(K("sp-enc.crt"))}'
+             f'<md:KeyDescriptor use="encryption"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_body(K("sp-enc-rsa.crt"))}'
              '</ds:X509Certificate></ds:X509Data></ds:KeyInfo>'
              '<md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes256-gcm"/>'
              '<md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/></md:KeyDescriptor>'
@@ -140,6 +142,7 @@ def main():
     md_file = os.path.join(work, "sp-md.xml")
     open(md_file, "w").write(sp_md)
 
+    ecdh_es_opens_by_the_spec(K)
     for sig in ("rsa", "ec"):
         proc = subprocess.Popen([sys.executable, os.path.join(HERE, "idp.py"), "serve", keys, "--port", str(idp_port),
                                  "--sp-metadata-url", sp_entity, "--sig", sig],
@@ -158,6 +161,57 @@ def main():
         print(f"\n{len(FAILURES)} check(s) FAILED (work dir {work}):\n  " + "\n  ".join(FAILURES))
         sys.exit(1)
     print("\nall checks passed")
+
+
+def ecdh_es_opens_by_the_spec(K):
+    """The IdP's ECDH-ES encryption (login.gov.pl's profile, made by libxmlsec1 1.3) opened by
+    another implementation: pyca/cryptography's ECDH, ConcatKDFHash (NIST SP 800-56A), AES
+    key unwrap and AES-GCM, with the ConcatKDF parameters read as XML Encryption 1.1 says
+    (a leading padding-bits octet, then the bytes). Another key does not open it."""
+    import xml.etree.ElementTree as ET
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
+    from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
+    sys.path.insert(0, HERE)
+    import idp
+
+    sp_key = serialization.load_pem_private_key(open(K("sp-enc.key"), "rb").read(), None)
+    assertion = ('<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a1">'
+                 '<saml:Issuer>test</saml:Issuer><saml:Subject>97071225308</saml:Subject></saml:Assertion>')
+    enc = idp.encrypt_ecdh_es(assertion, sp_key.public_key())
+    check("97071225308" not in enc and "xmlenc11#ECDH-ES" in enc and "xmlenc#kw-aes256" in enc
+          and "xmlenc11#aes256-gcm" in enc and "ECKeyValue" in enc and "KeyName" not in enc,
+          "[ecdh-es] the Assertion is encrypted as login.gov.pl does (ECDH-ES, kw-aes256, aes256-gcm)")
+    ns = {"xenc": "http://www.w3.org/2001/04/xmlenc#", "xenc11": "http://www.w3.org/2009/xmlenc11#",
+          "ds": "http://www.w3.org/2000/09/xmldsig#", "dsig11": "http://www.w3.org/2009/xmldsig11#"}
+    root = ET.fromstring(enc)
+    data = root.find("xenc:EncryptedData", ns)
+    ek = data.find("ds:KeyInfo/xenc:EncryptedKey", ns)
+    params = ek.find("ds:KeyInfo/xenc:AgreementMethod/xenc11:KeyDerivationMethod/xenc11:ConcatKDFParams", ns)
+    point = base64.b64decode(ek.find("ds:KeyInfo/xenc:AgreementMethod/xenc:OriginatorKeyInfo/ds:KeyValue/"
+                                     "dsig11:ECKeyValue/dsig11:PublicKey", ns).text)
+    fixed = b""
+    for name in ("AlgorithmID", "PartyUInfo", "PartyVInfo"):
+        raw = bytes.fromhex(params.get(name))
+        check(raw[:1] == b"\x00", f"[ecdh-es] {name} starts with a zero padding-bits octet")
+        fixed += raw[1:]
+    wrapped = base64.b64decode(ek.find("xenc:CipherData/xenc:CipherValue", ns).text)
+    blob = base64.b64decode("".join(data.find("xenc:CipherData/xenc:CipherValue", ns).text.split()))
+
+    def open_with(key):
+        z = key.exchange(ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(key.curve, point))
+        kek = ConcatKDFHash(hashes.SHA256(), 32, fixed).derive(z)
+        cek = aes_key_unwrap(kek, wrapped)
+        return AESGCM(cek).decrypt(blob[:12], blob[12:], None).decode()
+
+    check(open_with(sp_key) == assertion, "[ecdh-es] pyca/cryptography opens it to the very Assertion")
+    try:
+        open_with(ec.generate_private_key(ec.SECP256R1()))
+        check(False, "[ecdh-es] another P-256 key does not open it")
+    except InvalidUnwrap:
+        check(True, "[ecdh-es] another P-256 key does not open it")
 
 
 def run_cases(sig, idp, keys, sp_entity, acs_post, acs_art, sp_key, K):
@@ -287,7 +341,7 @@ def run_cases(sig, idp, keys, sp_entity, acs_post, acs_art, sp_key, K):
         check(f'InResponseTo="{aid}"' in soap and f'InResponseTo="{rid}"' in soap, f"[{sig}] both InResponseTo")
         check("EncryptedAssertion" in soap and "xmlenc11#aes256-gcm" in soap and "rsa-oaep-mgf1p" in soap
               and "97071225308" not in soap, f"[{sig}] the Assertion is encrypted (RSA-OAEP, AES-256-GCM)")
-        rc, plain = xmlsec(["--decrypt", "--privkey-pem", K("sp-enc.key")], soap)
+        rc, plain = xmlsec(["--decrypt", "--privkey-pem", K("sp-enc-rsa.key")], soap)
         check(rc == 0 and ">97071225308<" in plain, f"[{sig}] xmlsec1 decrypts it with the SP's encryption key")
         if rc == 0:
             check(verifies(plain, idp_cert, path("Envelope", "Body", "ArtifactResponse", "Response", "EncryptedAssertion", "Assertion", "Signature")),
@@ -339,7 +393,7 @@ def run_cases(sig, idp, keys, sp_entity, acs_post, acs_art, sp_key, K):
           and verifies(resp, idp_cert, RESP_SIG), f"[{sig}] no PESEL attribute, LoA low")
     rid, s, _, resp = attack("tamper", encrypt=True)
     if resp:
-        rc, plain = xmlsec(["--decrypt", "--privkey-pem", K("sp-enc.key")], resp)
+        rc, plain = xmlsec(["--decrypt", "--privkey-pem", K("sp-enc-rsa.key")], resp)
         check(verifies(resp, idp_cert, RESP_SIG) and rc == 0 and ">10210532057<" in plain
               and "Signature" in plain.split("EncryptedAssertion", 1)[1]
               and not verifies(plain, idp_cert, path("Response", "EncryptedAssertion", "Assertion", "Signature")),
@@ -356,7 +410,7 @@ def run_cases(sig, idp, keys, sp_entity, acs_post, acs_art, sp_key, K):
                     check(resp is not None, f"{what}: answered ({s} {'' if resp else body[:200]})")
                     if resp and name in ("none", "expired", "wrong_audience", "wrong_recipient", "wrong_in_response_to"):
                         if enc and not sr:  # only the Assertion, inside the encryption, is signed
-                            rc, resp = xmlsec(["--decrypt", "--privkey-pem", K("sp-enc.key")], resp)
+                            rc, resp = xmlsec(["--decrypt", "--privkey-pem", K("sp-enc-rsa.key")], resp)
                             xpath = path("Response", "EncryptedAssertion", "Assertion", "Signature")
                         else:
                             xpath = RESP_SIG if sr else ASSERT_SIG
