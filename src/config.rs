@@ -60,6 +60,14 @@ pub struct NationalNodeSettings {
     /// Extension: bound of the back-channel artifact resolution.
     #[serde(with = "humantime_serde")]
     pub artifact_timeout: Duration,
+    /// Extension: PEM bundle of CAs trusted for the node's artifact
+    /// resolution service besides the system's (e.g. the integration
+    /// environment's).
+    pub artifact_ca_file: Option<PathBuf>,
+    /// Extension: PEM certificate (chain) this service presents to the
+    /// node's artifact resolution service (mutual TLS); its key is
+    /// `secrets.saml_artifact_client_key`.
+    pub artifact_client_certificate_file: Option<PathBuf>,
 }
 
 impl NationalNodeSettings {
@@ -105,6 +113,14 @@ impl NationalNodeSettings {
             return Err((
                 "national_node.sp_encryption_certificate_file",
                 "set together with secrets.saml_sp_encryption_key, or neither".into(),
+            ));
+        }
+        if self.artifact_client_certificate_file.is_some()
+            != secrets.saml_artifact_client_key.is_some()
+        {
+            return Err((
+                "national_node.artifact_client_certificate_file",
+                "set together with secrets.saml_artifact_client_key, or neither".into(),
             ));
         }
         if crate::domain::Loa::parse(&self.min_loa).is_none() {
@@ -264,10 +280,14 @@ pub struct SecretSettings {
     /// PEM: the SAML SP's private key (signs AuthnRequest, ArtifactResolve).
     pub saml_sp_key: Option<SecretString>,
     pub saml_sp_key_file: Option<PathBuf>,
-    /// PEM: the key assertions are encrypted to (RSA; with
-    /// `national_node.sp_encryption_certificate_file`).
+    /// PEM: the key assertions are encrypted to (EC for ECDH-ES, or RSA;
+    /// with `national_node.sp_encryption_certificate_file`).
     pub saml_sp_encryption_key: Option<SecretString>,
     pub saml_sp_encryption_key_file: Option<PathBuf>,
+    /// PEM: the TLS client key for the node's artifact resolution service
+    /// (with `national_node.artifact_client_certificate_file`).
+    pub saml_artifact_client_key: Option<SecretString>,
+    pub saml_artifact_client_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -541,6 +561,12 @@ impl SecretSettings {
         {
             self.saml_sp_encryption_key = Some(read("secrets.saml_sp_encryption_key_file", path)?);
         }
+        if self.saml_artifact_client_key.is_none()
+            && let Some(path) = &self.saml_artifact_client_key_file
+        {
+            self.saml_artifact_client_key =
+                Some(read("secrets.saml_artifact_client_key_file", path)?);
+        }
         Ok(())
     }
 }
@@ -780,6 +806,13 @@ mod tests {
             let err = load_in(jail).unwrap_err().to_string();
             assert!(err.contains("sp_encryption_certificate_file"), "{err}");
             jail.set_env("CENSUS__SECRETS__SAML_SP_ENCRYPTION_KEY", "pem");
+            jail.set_env(
+                "CENSUS__NATIONAL_NODE__ARTIFACT_CLIENT_CERTIFICATE_FILE",
+                "/tls.crt",
+            );
+            let err = load_in(jail).unwrap_err().to_string();
+            assert!(err.contains("artifact_client_certificate_file"), "{err}");
+            jail.set_env("CENSUS__SECRETS__SAML_ARTIFACT_CLIENT_KEY", "pem");
             jail.set_env("CENSUS__NATIONAL_NODE__MIN_LOA", "substantial");
             let err = load_in(jail).unwrap_err().to_string();
             assert!(err.contains("national_node.min_loa"), "{err}");

@@ -253,10 +253,9 @@ impl ServiceProvider {
         let acs_url = format!("{origin}/saml/acs");
         let entity_id = n.sp_entity_id(&s.server);
         let metadata_xml = metadata(&entity_id, &acs_url, &sign_cert, enc_cert.as_ref())?;
-        // Native TLS (OpenSSL, the system's CA store); redirects are not followed.
         let http =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(hyper_tls::HttpsConnector::new());
+                .build(back_channel_tls(s)?);
         Ok(Self {
             entity_id,
             acs_url,
@@ -818,6 +817,67 @@ fn metadata(entity_id: &str, acs: &str, sign: &X509, enc: Option<&X509>) -> Resu
         eid = xml_escape(entity_id),
         acs = xml_escape(acs),
     ))
+}
+
+/// The artifact back channel's connector: native TLS (OpenSSL) 1.2 or newer
+/// with the system's CAs plus `artifact_ca_file`, and the client certificate
+/// when the node asks for one. Plain `http://` stays possible for a test
+/// node; redirects are never followed (the client does not).
+fn back_channel_tls(
+    s: &Settings,
+) -> Result<hyper_tls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, String> {
+    let n = &s.national_node;
+    let mut tls = native_tls::TlsConnector::builder();
+    tls.min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+    if let Some(path) = &n.artifact_ca_file {
+        let what = "national_node.artifact_ca_file";
+        let pem = std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+        let certs = X509::stack_from_pem(&pem).map_err(|e| format!("{what}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("{what}: no PEM certificate in {}", path.display()));
+        }
+        for cert in certs {
+            let der = cert.to_der().map_err(|e| format!("{what}: {e}"))?;
+            tls.add_root_certificate(
+                native_tls::Certificate::from_der(&der).map_err(|e| format!("{what}: {e}"))?,
+            );
+        }
+    }
+    if let (Some(path), Some(key)) = (
+        &n.artifact_client_certificate_file,
+        &s.secrets.saml_artifact_client_key,
+    ) {
+        let what = "national_node.artifact_client_certificate_file";
+        let chain = std::fs::read(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+        let first = X509::from_pem(&chain).map_err(|e| format!("{what}: {e}"))?;
+        // native-tls takes PKCS#8 only; any PEM private key is accepted here.
+        let key = PKey::private_key_from_pem(key.expose_secret().as_bytes())
+            .map_err(|_| "secrets.saml_artifact_client_key: not a PEM private key".to_string())?;
+        if !first
+            .public_key()
+            .map(|p| p.public_eq(&key))
+            .unwrap_or(false)
+        {
+            return Err(format!(
+                "{what} does not match secrets.saml_artifact_client_key"
+            ));
+        }
+        let pkcs8 = key
+            .private_key_to_pem_pkcs8()
+            .map_err(|e| format!("secrets.saml_artifact_client_key: {e}"))?;
+        tls.identity(
+            native_tls::Identity::from_pkcs8(&chain, &pkcs8).map_err(|e| format!("{what}: {e}"))?,
+        );
+    }
+    let tls = tls
+        .build()
+        .map_err(|e| format!("national_node: the back channel's TLS: {e}"))?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    Ok(hyper_tls::HttpsConnector::from((
+        http,
+        tokio_native_tls::TlsConnector::from(tls),
+    )))
 }
 
 /// Parses untrusted XML: no DTD (no entity tricks), nothing from the network.

@@ -42,6 +42,9 @@ fn python() -> String {
 /// tests/saml/idp.py: its keys in a temp dir, and the server once started.
 struct Idp {
     port: u16,
+    /// The same endpoints over TLS with a required client certificate
+    /// (metadata `idp-metadata-{sig}-tls.xml`).
+    tls_port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
     /// census-login's encryption key: `sp-enc` (P-256, ECDH-ES: login.gov.pl's
@@ -53,10 +56,18 @@ impl Idp {
     fn keys() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
+        let tls_port = loop {
+            let p = free_port();
+            if p != port {
+                break p;
+            }
+        };
         let out = Command::new(python())
             .arg(format!("{ROOT}/tests/saml/idp.py"))
             .args(["keys", &dir.path().display().to_string(), "--port"])
             .arg(port.to_string())
+            .arg("--ars-tls-port")
+            .arg(tls_port.to_string())
             .output()
             .expect("idp.py keys");
         assert!(
@@ -66,6 +77,7 @@ impl Idp {
         );
         Self {
             port,
+            tls_port,
             dir,
             child: None,
             enc: "sp-enc",
@@ -115,6 +127,8 @@ impl Idp {
                 &format!("{}/saml/metadata", app.address),
             ])
             .args(["--sig", sig])
+            .arg("--ars-tls-port")
+            .arg(self.tls_port.to_string())
             .stdout(Stdio::piped())
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
                 Stdio::inherit()
@@ -807,6 +821,77 @@ async fn a_response_for_a_request_never_sent_is_refused() {
     let d = start_login(&other, &b).await;
     let r = deliver(&app, &b, &d).await;
     assert_refused(&app, &b, r, 403, "unknown_request").await;
+}
+
+/// The node's artifact resolution service over TLS that demands a client
+/// certificate: resolved with the configured CA and client certificate; a
+/// missing client certificate or an untrusted server certificate fails the
+/// back channel (502 `unavailable`), and nobody gets in.
+#[tokio::test]
+async fn the_artifact_back_channel_does_mutual_tls() {
+    let mut idp = Idp::keys();
+    let p = |n: &str| json!(idp.path(n).display().to_string());
+    let ca = ("national_node.artifact_ca_file", p("tls-ca.crt"));
+    let client = [
+        (
+            "national_node.artifact_client_certificate_file",
+            p("sp-tls.crt"),
+        ),
+        (
+            "secrets.saml_artifact_client_key",
+            json!(idp.read("sp-tls.key")),
+        ),
+    ];
+    let with = |extra: &[(&'static str, Value)]| {
+        let mut o = idp.overrides("ec-tls");
+        o.extend(extra.iter().cloned());
+        o
+    };
+    let full = with(&[ca.clone(), client[0].clone(), client[1].clone()]);
+    let full = spawn_app(Backend::Memory, &full).await;
+    let no_client_cert = spawn_app(Backend::Memory, &with(&[ca])).await;
+    let untrusted_server = spawn_app(Backend::Memory, &with(&client)).await;
+    idp.serve(&full, "ec");
+    idp.control(json!({"binding": "artifact", "encrypt": true}))
+        .await;
+    for (app, what) in [
+        (&no_client_cert, "no client certificate"),
+        (&untrusted_server, "the IdP's CA not trusted"),
+    ] {
+        let b = browser();
+        let r = node_login(app, &b).await;
+        assert_eq!(r.status(), 502, "{what}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("data-reason=\"unavailable\""),
+            "{what}: {page}"
+        );
+        assert_eq!(session(app, &b).await.status(), 401, "{what}");
+    }
+    let b = browser();
+    let r = node_login(&full, &b).await;
+    assert_logged_in(&full, &b, r).await;
+}
+
+#[test]
+fn start_up_refuses_a_client_certificate_of_another_key() {
+    let idp = Idp::keys();
+    let mut overrides = idp.overrides("ec-tls");
+    overrides.push((
+        "national_node.artifact_client_certificate_file",
+        json!(idp.path("sp-tls.crt").display().to_string()),
+    ));
+    overrides.push((
+        "secrets.saml_artifact_client_key",
+        json!(idp.read("sp-sign.key")),
+    ));
+    let s = settings(Backend::Memory, None, &overrides);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(census_login::startup::Application::build(s))
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("does not match"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

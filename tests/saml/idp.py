@@ -8,9 +8,13 @@ the python that tests/saml/setup.sh prints:
 
   PY tests/saml/idp.py keys DIR --port IDP_PORT
       IdP keys (idp-rsa.*: RSA 3072, idp-ec.*: P-256), census-login's SP keys (sp-sign.*:
-      P-256, sp-enc.*: P-256, sp-enc-rsa.*: RSA 3072), all PEM, and idp-metadata-{rsa,ec}.xml.
+      P-256, sp-enc.*: P-256, sp-enc-rsa.*: RSA 3072), all PEM, and idp-metadata-{rsa,ec}.xml;
+      for the artifact back channel over mutual TLS: tls-ca.crt, idp-tls.* (server, 127.0.0.1),
+      sp-tls.* (client), and with --ars-tls-port N idp-metadata-{rsa,ec}-tls.xml (ARS on https).
   PY tests/saml/idp.py serve DIR --port IDP_PORT --sp-metadata-url URL [--sig rsa|ec]
-      serves 127.0.0.1:IDP_PORT and prints READY. Endpoints:
+                        [--ars-tls-port N]
+      serves 127.0.0.1:IDP_PORT (and, with --ars-tls-port, the same over TLS that requires a
+      client certificate from tls-ca) and prints READY. Endpoints:
         GET  /sso/redirect  a signed AuthnRequest (HTTP-Redirect; the query-string signature is
                             checked against the SP metadata's signing certificate, else 400);
                             answers at once, no login page: an auto-submitting POST form or a
@@ -48,6 +52,7 @@ import json
 import os
 import re
 import secrets
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -130,6 +135,46 @@ def cmd_keys(args):
         with open(os.path.join(args.dir, name + ".crt"), "wb") as f:
             f.write(cert.public_bytes(serialization.Encoding.PEM))
 
+    # Mutual TLS on the artifact back channel (--ars-tls-port): a CA, the IdP's server
+    # certificate for 127.0.0.1 and census-login's client certificate, both from that CA.
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-tls-ca")])
+    ca_cert = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+               .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=1))
+               .not_valid_after(now + datetime.timedelta(days=3650))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                            content_commitment=False, key_encipherment=False,
+                                            data_encipherment=False, key_agreement=False,
+                                            encipher_only=False, decipher_only=False), critical=True)
+               .sign(ca_key, hashes.SHA256()))
+    with open(os.path.join(args.dir, "tls-ca.crt"), "wb") as f:
+        f.write(ca_cert.public_bytes(serialization.Encoding.PEM))
+
+    def write_leaf(name, cn, usage, san=None):
+        key = ec.generate_private_key(ec.SECP256R1())
+        b = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+             .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(days=1))
+             .not_valid_after(now + datetime.timedelta(days=365))
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        with open(os.path.join(args.dir, name + ".key"), "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        with open(os.path.join(args.dir, name + ".crt"), "wb") as f:
+            f.write(b.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+
+    import ipaddress
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+    write_leaf("idp-tls", "127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH,
+               [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    write_leaf("sp-tls", "census-login-artifact-client", ExtendedKeyUsageOID.CLIENT_AUTH)
+
     write("idp-rsa", rsa.generate_private_key(65537, 3072), "test-idp-rsa")
     write("idp-ec", ec.generate_private_key(ec.SECP256R1()), "test-idp-ec")
     write("sp-sign", ec.generate_private_key(ec.SECP256R1()), "census-login-sp-signing")
@@ -137,18 +182,21 @@ def cmd_keys(args):
     write("sp-enc", ec.generate_private_key(ec.SECP256R1()), "census-login-sp-encryption")
     write("sp-enc-rsa", rsa.generate_private_key(65537, 3072), "census-login-sp-encryption-rsa")
     base = f"http://127.0.0.1:{args.port}"
-    for sig in ("rsa", "ec"):
+    variants = [(sig, "", f"{base}/ars") for sig in ("rsa", "ec")]
+    if args.ars_tls_port:
+        variants += [(sig, "-tls", f"https://127.0.0.1:{args.ars_tls_port}/ars") for sig in ("rsa", "ec")]
+    for sig, suffix, ars in variants:
         with open(os.path.join(args.dir, f"idp-{sig}.crt")) as f:
             cert = cert_body(f.read())
         md = (f'<md:EntityDescriptor xmlns:md="{NS["md"]}" xmlns:ds="{NS["ds"]}" entityID="{base}/idp">'
               f'<md:IDPSSODescriptor WantAuthnRequestsSigned="true" protocolSupportEnumeration="{NS["samlp"]}">'
               '<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>'
               f'<ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>'
-              f'<md:ArtifactResolutionService Binding="{BINDING_SOAP}" Location="{base}/ars" index="0" isDefault="true"/>'
+              f'<md:ArtifactResolutionService Binding="{BINDING_SOAP}" Location="{ars}" index="0" isDefault="true"/>'
               '<md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:transient</md:NameIDFormat>'
               f'<md:SingleSignOnService Binding="{BINDING_REDIRECT}" Location="{base}/sso/redirect"/>'
               '</md:IDPSSODescriptor></md:EntityDescriptor>\n')
-        with open(os.path.join(args.dir, f"idp-metadata-{sig}.xml"), "w") as f:
+        with open(os.path.join(args.dir, f"idp-metadata-{sig}{suffix}.xml"), "w") as f:
             f.write(md)
 
 
@@ -681,6 +729,21 @@ class ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
+class TlsServer(ThreadingServer):
+    """TLS per connection, in the connection's thread: a failed handshake (no client
+    certificate, an untrusted one) ends that connection only."""
+    ssl_context = None
+
+    def process_request_thread(self, request, client_address):
+        try:
+            request = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            log(f"TLS handshake refused: {e}")
+            self.shutdown_request(request)
+            return
+        super().process_request_thread(request, client_address)
+
+
 class Quiet(WSGIRequestHandler):
     def log_message(self, fmt, *args):
         log(fmt % args)
@@ -689,6 +752,18 @@ class Quiet(WSGIRequestHandler):
 def cmd_serve(args):
     idp = Idp(args)
     httpd = make_server("127.0.0.1", args.port, make_app(idp), server_class=ThreadingServer, handler_class=Quiet)
+    if args.ars_tls_port:
+        # The same endpoints over TLS that demands a client certificate from tls-ca: the
+        # handshake fails without one (as the node's artifact resolution service would).
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(os.path.join(args.dir, "idp-tls.crt"), os.path.join(args.dir, "idp-tls.key"))
+        ctx.load_verify_locations(os.path.join(args.dir, "tls-ca.crt"))
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        tls = make_server("127.0.0.1", args.ars_tls_port, make_app(idp), server_class=TlsServer,
+                          handler_class=Quiet)
+        tls.ssl_context = ctx
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
     print("READY", flush=True)
     try:
         httpd.serve_forever()
@@ -702,11 +777,13 @@ def main():
     k = sub.add_parser("keys")
     k.add_argument("dir")
     k.add_argument("--port", type=int, required=True)
+    k.add_argument("--ars-tls-port", type=int, help="also write idp-metadata-{rsa,ec}-tls.xml: ARS over mutual TLS")
     s = sub.add_parser("serve")
     s.add_argument("dir")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--sp-metadata-url", required=True)
     s.add_argument("--sig", choices=("rsa", "ec"), default="rsa")
+    s.add_argument("--ars-tls-port", type=int, help="also serve on this port over TLS with a required client certificate")
     args = p.parse_args()
     if not os.access(XMLSEC, os.X_OK):
         die(f"{XMLSEC} not found: apt-get install -y xmlsec1")
