@@ -44,7 +44,9 @@ use samael::metadata::EntityDescriptor;
 use samael::schema::{Assertion, Response};
 use secrecy::ExposeSecret;
 use std::io::Write;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
 static XML_LOCK: Mutex<()> = Mutex::new(());
 
@@ -78,11 +80,9 @@ const MAX_MESSAGE_AGE: i64 = 300;
 pub struct ServiceProvider {
     entity_id: String,
     acs_url: String,
-    idp_entity_id: String,
-    sso_redirect_url: String,
-    /// `ArtifactResolutionService` (SOAP) endpoints by index.
-    ars: Vec<(usize, String)>,
-    idp_certs: Vec<CertificateDer>,
+    /// The node's metadata now; replaced when its file changes.
+    node: RwLock<Arc<NodeMetadata>>,
+    watch: Mutex<MetadataWatch>,
     sign_key: PKey<Private>,
     sign_key_pkcs8: Vec<u8>,
     enc_key: Option<PKey<Private>>,
@@ -92,6 +92,26 @@ pub struct ServiceProvider {
     http: BackChannel,
     artifact_timeout: std::time::Duration,
 }
+
+/// What the node's metadata says. A message is checked against one
+/// snapshot from start to end.
+struct NodeMetadata {
+    entity_id: String,
+    sso_redirect_url: String,
+    /// `ArtifactResolutionService` (SOAP) endpoints by index.
+    ars: Vec<(usize, String)>,
+    certs: Vec<CertificateDer>,
+}
+
+/// When the metadata file was last looked at, and what it was then.
+struct MetadataWatch {
+    path: PathBuf,
+    stamp: Option<(std::time::SystemTime, u64, u64)>,
+    next_check: Instant,
+}
+
+/// How often at most the node's metadata file is looked at for a change.
+const METADATA_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 type BackChannel = hyper_util::client::legacy::Client<
     hyper_tls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
@@ -155,48 +175,7 @@ impl ServiceProvider {
             .idp_metadata_file
             .as_ref()
             .ok_or("national_node.idp_metadata_file is required")?;
-        let md_text = std::fs::read_to_string(md_path)
-            .map_err(|e| format!("national_node.idp_metadata_file {}: {e}", md_path.display()))?;
-        let (idp, idp_certs) = {
-            let _g = xml_lock();
-            let idp: EntityDescriptor = md_text
-                .parse()
-                .map_err(|e| format!("national_node.idp_metadata_file: not SAML metadata: {e}"))?;
-            let sp = samael::service_provider::ServiceProvider {
-                idp_metadata: idp.clone(),
-                ..Default::default()
-            };
-            let certs = sp
-                .idp_signing_certs()
-                .map_err(|e| format!("national_node.idp_metadata_file: {e}"))?
-                .unwrap_or_default();
-            (idp, certs)
-        };
-        // samael would skip verification without one: never start like that.
-        if idp_certs.is_empty() {
-            return Err(
-                "national_node.idp_metadata_file: no signing certificate in the IdP metadata"
-                    .into(),
-            );
-        }
-        let idp_entity_id = idp
-            .entity_id
-            .clone()
-            .filter(|e| !e.is_empty())
-            .ok_or("national_node.idp_metadata_file: no entityID")?;
-        let descriptors = idp.idp_sso_descriptors.clone().unwrap_or_default();
-        let sso_redirect_url = descriptors
-            .iter()
-            .flat_map(|d| d.single_sign_on_services.iter())
-            .find(|e| e.binding == BINDING_REDIRECT)
-            .map(|e| e.location.clone())
-            .ok_or("national_node.idp_metadata_file: no HTTP-Redirect SingleSignOnService")?;
-        let ars = descriptors
-            .iter()
-            .flat_map(|d| d.artifact_resolution_service.iter())
-            .filter(|e| e.binding == BINDING_SOAP)
-            .map(|e| (e.index, e.location.clone()))
-            .collect();
+        let node = read_node_metadata(md_path)?;
 
         let key_pem = s
             .secrets
@@ -259,10 +238,12 @@ impl ServiceProvider {
         Ok(Self {
             entity_id,
             acs_url,
-            idp_entity_id,
-            sso_redirect_url,
-            ars,
-            idp_certs,
+            node: RwLock::new(Arc::new(node)),
+            watch: Mutex::new(MetadataWatch {
+                path: md_path.clone(),
+                stamp: file_stamp(md_path),
+                next_check: Instant::now() + METADATA_CHECK_EVERY,
+            }),
             sign_key,
             sign_key_pkcs8,
             enc_key,
@@ -278,14 +259,50 @@ impl ServiceProvider {
         &self.metadata_xml
     }
 
+    /// The node's metadata now. At most every [`METADATA_CHECK_EVERY`] one
+    /// caller looks at the file; a changed file is read again and replaces
+    /// it (the node rotates its signing keys without our restart). A file
+    /// that no longer reads as valid metadata keeps the last good one, with
+    /// an error logged at every check until it is fixed: those certificates
+    /// were trusted, and a broken file must not end every node login.
+    /// Never call it holding [`xml_lock`] (reading takes it).
+    fn node(&self) -> Arc<NodeMetadata> {
+        if let Ok(mut w) = self.watch.try_lock()
+            && Instant::now() >= w.next_check
+        {
+            w.next_check = Instant::now() + METADATA_CHECK_EVERY;
+            let stamp = file_stamp(&w.path);
+            if stamp != w.stamp {
+                match read_node_metadata(&w.path) {
+                    Ok(md) => {
+                        tracing::info!(
+                            event = "saml_metadata_reloaded",
+                            signing_certificates = md.certs.len(),
+                            "login.gov.pl metadata changed and was reloaded"
+                        );
+                        *self.node.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(md);
+                        w.stamp = stamp;
+                    }
+                    Err(error) => tracing::error!(
+                        event = "saml_metadata_invalid",
+                        %error,
+                        "login.gov.pl metadata changed but is not valid: the previous metadata stays in use"
+                    ),
+                }
+            }
+        }
+        self.node.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// A signed HTTP-Redirect `AuthnRequest` asking for the eIDAS natural
     /// person's attributes at `national_node.min_loa` or above.
     pub fn authn_request(&self) -> Result<OutgoingRequest, String> {
+        let node = self.node();
         let id = random_id();
         let xml = format!(
             r#"<saml2p:AuthnRequest xmlns:saml2p="{NS_SAMLP}" xmlns:saml2="{NS_SAML}" xmlns:eidas="http://eidas.europa.eu/saml-extensions" ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{dest}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="{BINDING_ARTIFACT}" ForceAuthn="true" IsPassive="false"><saml2:Issuer>{issuer}</saml2:Issuer><saml2p:Extensions><eidas:SPType>public</eidas:SPType><eidas:RequestedAttributes><eidas:RequestedAttribute Name="{PERSON}" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="true"/><eidas:RequestedAttribute Name="http://eidas.europa.eu/attributes/naturalperson/CurrentGivenName" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="true"/><eidas:RequestedAttribute Name="http://eidas.europa.eu/attributes/naturalperson/CurrentFamilyName" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="true"/><eidas:RequestedAttribute Name="http://eidas.europa.eu/attributes/naturalperson/DateOfBirth" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri" isRequired="true"/></eidas:RequestedAttributes></saml2p:Extensions><saml2p:NameIDPolicy Format="urn:oasis:names:tc:SAML:2.0:nameid-format:unspecified" AllowCreate="true"/><saml2p:RequestedAuthnContext Comparison="minimum"><saml2:AuthnContextClassRef>{loa}</saml2:AuthnContextClassRef></saml2p:RequestedAuthnContext></saml2p:AuthnRequest>"#,
             now = now_instant(),
-            dest = xml_escape(&self.sso_redirect_url),
+            dest = xml_escape(&node.sso_redirect_url),
             acs = xml_escape(&self.acs_url),
             issuer = xml_escape(&self.entity_id),
             PERSON = super::PERSON_IDENTIFIER,
@@ -311,7 +328,7 @@ impl ServiceProvider {
         signer.update(query.as_bytes()).map_err(|e| e.to_string())?;
         // ECDSA: DER, as the redirect binding's verifiers (OpenSSL) expect.
         let signature = signer.sign_to_vec().map_err(|e| e.to_string())?;
-        let sep = if self.sso_redirect_url.contains('?') {
+        let sep = if node.sso_redirect_url.contains('?') {
             '&'
         } else {
             '?'
@@ -321,7 +338,7 @@ impl ServiceProvider {
             relay_state,
             redirect_url: format!(
                 "{}{sep}{query}&Signature={}",
-                self.sso_redirect_url,
+                node.sso_redirect_url,
                 enc(&STANDARD.encode(signature))
             ),
         })
@@ -332,15 +349,17 @@ impl ServiceProvider {
         let compact: String = saml_response.split_whitespace().collect();
         let bytes = STANDARD.decode(compact).map_err(|_| Refusal::Malformed)?;
         let xml = String::from_utf8(bytes).map_err(|_| Refusal::Malformed)?;
+        let node = self.node();
         let _g = xml_lock();
-        self.process_response(&xml)
+        self.process_response(&node, &xml)
     }
 
     /// HTTP-Artifact binding: resolves `SAMLart` with a signed SOAP
     /// `ArtifactResolve` to the node's artifact resolution service, then
     /// treats the response it carries like a POSTed one.
     pub async fn consume_artifact(&self, artifact: &str) -> Result<Verified, Refusal> {
-        let (url, resolve_id, body) = self.artifact_resolve(artifact)?;
+        let node = self.node();
+        let (url, resolve_id, body) = self.artifact_resolve(&node, artifact)?;
         let text = tokio::time::timeout(self.artifact_timeout, self.soap(&url, body))
             .await
             .map_err(|_| {
@@ -348,7 +367,7 @@ impl ServiceProvider {
                 Refusal::Unavailable
             })??;
         let _g = xml_lock();
-        self.process_artifact_response(&text, &resolve_id)
+        self.process_artifact_response(&node, &text, &resolve_id)
     }
 
     /// One SOAP exchange with the node's artifact resolution service.
@@ -382,7 +401,11 @@ impl ServiceProvider {
     }
 
     /// The endpoint, the ID and the signed SOAP body for one artifact.
-    fn artifact_resolve(&self, artifact: &str) -> Result<(String, String, String), Refusal> {
+    fn artifact_resolve(
+        &self,
+        node: &NodeMetadata,
+        artifact: &str,
+    ) -> Result<(String, String, String), Refusal> {
         // SAML 2.0 type 0x0004: type (2) | endpoint index (2) | SourceID (20) | handle (20).
         let raw = STANDARD
             .decode(artifact.trim())
@@ -391,15 +414,15 @@ impl ServiceProvider {
             return Err(Refusal::Artifact);
         }
         let index = usize::from(u16::from_be_bytes([raw[2], raw[3]]));
-        let source = openssl::sha::sha1(self.idp_entity_id.as_bytes());
+        let source = openssl::sha::sha1(node.entity_id.as_bytes());
         if !openssl::memcmp::eq(&raw[4..24], &source) {
             return Err(Refusal::Issuer);
         }
-        let url = self
+        let url = node
             .ars
             .iter()
             .find(|(i, _)| *i == index)
-            .or_else(|| self.ars.first())
+            .or_else(|| node.ars.first())
             .map(|(_, u)| u.clone())
             .ok_or(Refusal::Artifact)?;
         let id = random_id();
@@ -431,7 +454,12 @@ impl ServiceProvider {
         Ok((url, id, body))
     }
 
-    fn process_artifact_response(&self, soap: &str, resolve_id: &str) -> Result<Verified, Refusal> {
+    fn process_artifact_response(
+        &self,
+        node: &NodeMetadata,
+        soap: &str,
+        resolve_id: &str,
+    ) -> Result<Verified, Refusal> {
         let doc = parse(soap)?;
         let octx = xpath(&doc)?;
         let ar = nodes(&octx, "/soap:Envelope/soap:Body/samlp:ArtifactResponse")?;
@@ -447,7 +475,7 @@ impl ServiceProvider {
         }
         drop(octx);
         drop(doc);
-        let reduced = self.reduce(soap)?;
+        let reduced = self.reduce(node, soap)?;
         let doc = parse(&reduced)?;
         let root = doc.get_root_element().ok_or(Refusal::Malformed)?;
         if !is(&root, NS_SAMLP, "ArtifactResponse") {
@@ -461,7 +489,7 @@ impl ServiceProvider {
         }
         let ctx = xpath(&doc)?;
         let issuer = values(&ctx, "/samlp:ArtifactResponse/saml:Issuer")?;
-        if issuer.len() != 1 || issuer[0].trim() != self.idp_entity_id {
+        if issuer.len() != 1 || issuer[0].trim() != node.entity_id {
             return Err(Refusal::Issuer);
         }
         let status = nodes(
@@ -492,14 +520,14 @@ impl ServiceProvider {
         own.set_root_element(&copy);
         let inner_xml = own.to_string();
         drop(own);
-        self.process_response(&inner_xml)
+        self.process_response(node, &inner_xml)
     }
 
     /// Every signature verified, and the document reduced to what they cover.
-    fn reduce(&self, xml: &str) -> Result<String, Refusal> {
+    fn reduce(&self, node: &NodeMetadata, xml: &str) -> Result<String, Refusal> {
         XmlSec::reduce_xml_to_signed_with_allowed_algorithms(
             xml,
-            &self.idp_certs,
+            &node.certs,
             ReduceMode::ValidateAndMarkNoAncestors,
             Some(ALLOWED),
         )
@@ -522,7 +550,7 @@ impl ServiceProvider {
     /// Response is the document, the assertion its direct child) and there
     /// is exactly one of each; a signed element moved elsewhere, or any
     /// extra Response or assertion, is a wrapping attempt and refused.
-    fn process_response(&self, xml: &str) -> Result<Verified, Refusal> {
+    fn process_response(&self, node: &NodeMetadata, xml: &str) -> Result<Verified, Refusal> {
         let original = parse(xml)?;
         let root = original.get_root_element().ok_or(Refusal::Malformed)?;
         if !is(&root, NS_SAMLP, "Response") {
@@ -551,14 +579,14 @@ impl ServiceProvider {
                 let mut enc = nodes(&octx, "/samlp:Response/saml:EncryptedAssertion")?;
                 let assertion_xml = self.decrypt(&octx, &enc[0])?;
                 enc[0].unlink();
-                let assertion = self.verified_decrypted(&assertion_xml, true)?;
-                return self.check_assertion(&assertion, None);
+                let assertion = self.verified_decrypted(node, &assertion_xml, true)?;
+                return self.check_assertion(node, &assertion, None);
             }
             return Err(Refusal::Unsigned);
         }
         drop(octx);
         drop(original);
-        let reduced = self.reduce(xml)?;
+        let reduced = self.reduce(node, xml)?;
         let doc = parse(&reduced)?;
         let root = doc.get_root_element().ok_or(Refusal::Malformed)?;
         if is(&root, NS_SAML, "Assertion") {
@@ -569,7 +597,7 @@ impl ServiceProvider {
                 return Err(Refusal::Wrapping);
             }
             let assertion: Assertion = reduced.parse().map_err(|_| Refusal::Malformed)?;
-            return self.check_assertion(&assertion, None);
+            return self.check_assertion(node, &assertion, None);
         }
         if !is(&root, NS_SAMLP, "Response") {
             return Err(Refusal::Unsigned);
@@ -585,16 +613,16 @@ impl ServiceProvider {
             return Err(Refusal::Malformed);
         }
         let decrypted = match encrypted.first_mut() {
-            Some(node) => {
-                let assertion_xml = self.decrypt(&ctx, node)?;
-                node.unlink();
-                Some(self.verified_decrypted(&assertion_xml, false)?)
+            Some(ea) => {
+                let assertion_xml = self.decrypt(&ctx, ea)?;
+                ea.unlink();
+                Some(self.verified_decrypted(node, &assertion_xml, false)?)
             }
             None => None,
         };
         let response_xml = doc.to_string();
         let response: Response = response_xml.parse().map_err(|_| Refusal::Malformed)?;
-        self.check_response(&response)?;
+        self.check_response(node, &response)?;
         let assertion = match decrypted {
             Some(a) => a,
             None => response.assertion.clone().ok_or(Refusal::Malformed)?,
@@ -603,21 +631,26 @@ impl ServiceProvider {
             .in_response_to
             .clone()
             .ok_or(Refusal::IdpInitiated)?;
-        self.check_assertion(&assertion, Some(&in_response_to))
+        self.check_assertion(node, &assertion, Some(&in_response_to))
     }
 
     /// A decrypted assertion: if it carries a signature, that must verify
     /// too; what it says is read from the verified part only.
     /// `must_be_signed`: nothing else vouches for it (the response was not
     /// signed).
-    fn verified_decrypted(&self, xml: &str, must_be_signed: bool) -> Result<Assertion, Refusal> {
+    fn verified_decrypted(
+        &self,
+        node: &NodeMetadata,
+        xml: &str,
+        must_be_signed: bool,
+    ) -> Result<Assertion, Refusal> {
         let doc = parse(xml)?;
         let root = doc.get_root_element().ok_or(Refusal::Malformed)?;
         if !is(&root, NS_SAML, "Assertion") {
             return Err(Refusal::Decryption);
         }
         let text = if count(&doc, "//ds:Signature")? > 0 {
-            let reduced = self.reduce(xml)?;
+            let reduced = self.reduce(node, xml)?;
             let rdoc = parse(&reduced)?;
             let rroot = rdoc.get_root_element().ok_or(Refusal::Malformed)?;
             if !is(&rroot, NS_SAML, "Assertion")
@@ -634,7 +667,7 @@ impl ServiceProvider {
         text.parse().map_err(|_| Refusal::Malformed)
     }
 
-    fn check_response(&self, r: &Response) -> Result<(), Refusal> {
+    fn check_response(&self, node: &NodeMetadata, r: &Response) -> Result<(), Refusal> {
         if r.version != "2.0" {
             return Err(Refusal::Malformed);
         }
@@ -642,7 +675,7 @@ impl ServiceProvider {
             return Err(Refusal::Destination);
         }
         if let Some(issuer) = &r.issuer
-            && issuer.value.as_deref().map(str::trim) != Some(self.idp_entity_id.as_str())
+            && issuer.value.as_deref().map(str::trim) != Some(node.entity_id.as_str())
         {
             return Err(Refusal::Issuer);
         }
@@ -662,11 +695,12 @@ impl ServiceProvider {
 
     fn check_assertion(
         &self,
+        node: &NodeMetadata,
         a: &Assertion,
         in_response_to: Option<&str>,
     ) -> Result<Verified, Refusal> {
         let now = Utc::now();
-        if a.issuer.value.as_deref().map(str::trim) != Some(self.idp_entity_id.as_str()) {
+        if a.issuer.value.as_deref().map(str::trim) != Some(node.entity_id.as_str()) {
             return Err(Refusal::Issuer);
         }
         self.check_issue_instant(a.issue_instant)?;
@@ -762,7 +796,7 @@ impl ServiceProvider {
         let remember_until = (not_on_or_after + self.skew).timestamp_millis();
         Ok(Verified {
             request_id,
-            assertion_key: format!("{}\u{0}{}", self.idp_entity_id, a.id),
+            assertion_key: format!("{}\u{0}{}", node.entity_id, a.id),
             remember_until,
             loa,
             person_identifier,
@@ -817,6 +851,67 @@ fn metadata(entity_id: &str, acs: &str, sign: &X509, enc: Option<&X509>) -> Resu
         eid = xml_escape(entity_id),
         acs = xml_escape(acs),
     ))
+}
+
+/// The node's metadata file: its entity ID, HTTP-Redirect SSO endpoint,
+/// SOAP artifact resolution endpoints and signing certificates. Refused
+/// without a signing certificate (samael would skip verification without
+/// one), an entity ID or an SSO endpoint.
+fn read_node_metadata(md_path: &Path) -> Result<NodeMetadata, String> {
+    let md_text = std::fs::read_to_string(md_path)
+        .map_err(|e| format!("national_node.idp_metadata_file {}: {e}", md_path.display()))?;
+    let (idp, certs) = {
+        let _g = xml_lock();
+        let idp: EntityDescriptor = md_text
+            .parse()
+            .map_err(|e| format!("national_node.idp_metadata_file: not SAML metadata: {e}"))?;
+        let sp = samael::service_provider::ServiceProvider {
+            idp_metadata: idp.clone(),
+            ..Default::default()
+        };
+        let certs = sp
+            .idp_signing_certs()
+            .map_err(|e| format!("national_node.idp_metadata_file: {e}"))?
+            .unwrap_or_default();
+        (idp, certs)
+    };
+    if certs.is_empty() {
+        return Err(
+            "national_node.idp_metadata_file: no signing certificate in the IdP metadata".into(),
+        );
+    }
+    let entity_id = idp
+        .entity_id
+        .clone()
+        .filter(|e| !e.is_empty())
+        .ok_or("national_node.idp_metadata_file: no entityID")?;
+    let descriptors = idp.idp_sso_descriptors.clone().unwrap_or_default();
+    let sso_redirect_url = descriptors
+        .iter()
+        .flat_map(|d| d.single_sign_on_services.iter())
+        .find(|e| e.binding == BINDING_REDIRECT)
+        .map(|e| e.location.clone())
+        .ok_or("national_node.idp_metadata_file: no HTTP-Redirect SingleSignOnService")?;
+    let ars = descriptors
+        .iter()
+        .flat_map(|d| d.artifact_resolution_service.iter())
+        .filter(|e| e.binding == BINDING_SOAP)
+        .map(|e| (e.index, e.location.clone()))
+        .collect();
+    Ok(NodeMetadata {
+        entity_id,
+        sso_redirect_url,
+        ars,
+        certs,
+    })
+}
+
+/// A file's identity for change detection: modification time, size, inode
+/// (a Kubernetes ConfigMap update swaps the file through a symlink).
+fn file_stamp(path: &Path) -> Option<(std::time::SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 /// The artifact back channel's connector: native TLS (OpenSSL) 1.2 or newer

@@ -873,6 +873,55 @@ async fn the_artifact_back_channel_does_mutual_tls() {
     assert_logged_in(&full, &b, r).await;
 }
 
+/// The node rotates its signing key: its metadata file changes under a
+/// running service, which reads it again within seconds, no restart. A file
+/// that turns invalid meanwhile keeps the last good metadata in use.
+#[tokio::test]
+async fn a_changed_node_metadata_file_is_read_again_without_a_restart() {
+    let mut idp = Idp::keys();
+    let md = idp.path("node-metadata.xml");
+    let tmp = idp.path("node-metadata.xml.new");
+    // Replaced as a Kubernetes ConfigMap update does it: a new file renamed in.
+    let replace = |text: &str| {
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &md).unwrap();
+    };
+    let (rsa_md, ec_md) = (
+        idp.read("idp-metadata-rsa.xml"),
+        idp.read("idp-metadata-ec.xml"),
+    );
+    replace(&rsa_md);
+    let mut overrides = idp.overrides("rsa");
+    overrides.push((
+        "national_node.idp_metadata_file",
+        json!(md.display().to_string()),
+    ));
+    let app = spawn_app(Backend::Memory, &overrides).await;
+    // The IdP signs with its EC key, which the metadata in use does not list.
+    idp.serve(&app, "ec");
+    refused_with(&app, &idp, json!({}), 403, "signature").await;
+    replace("<md:EntityDescriptor broken");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    refused_with(&app, &idp, json!({}), 403, "signature").await;
+    // The new key published: node logins verify again within the check period.
+    replace(&ec_md);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let b = browser();
+        let r = node_login(&app, &b).await;
+        if r.status() == 303 {
+            assert_logged_in(&app, &b, r).await;
+            break;
+        }
+        assert_eq!(r.status(), 403, "only the old signature refusal meanwhile");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the changed metadata was not read again within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[test]
 fn start_up_refuses_a_client_certificate_of_another_key() {
     let idp = Idp::keys();
