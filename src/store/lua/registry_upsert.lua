@@ -9,16 +9,24 @@
 -- of it finds it at the head of bucket 0. Before a bucket would hold more than
 -- REGISTRY_GROW_AT entries its tag's bucket count doubles (bucket j splits into
 -- j and j + S), so no bucket ever leaves the listpack encoding.
+-- The entries that move go in one HSET and one HDEL per bucket (a bucket
+-- holds at most REGISTRY_GROW_AT entries, far below Lua's unpack limit).
 local function double(prefix, s)
   for j = 0, s - 1 do
     local from = prefix .. j
     local all = redis.call('HGETALL', from)
+    local moved, gone = {}, {}
     for k = 1, #all, 2 do
       local f = all[k]
       if #f > 1 and registry_index(f, 2 * s) ~= j then
-        redis.call('HSET', prefix .. (j + s), f, all[k + 1])
-        redis.call('HDEL', from, f)
+        moved[#moved + 1] = f
+        moved[#moved + 1] = all[k + 1]
+        gone[#gone + 1] = f
       end
+    end
+    if #gone > 0 then
+      redis.call('HSET', prefix .. (j + s), unpack(moved))
+      redis.call('HDEL', from, unpack(gone))
     end
   end
   redis.call('HSET', prefix .. '0', '#', 2 * s)
