@@ -174,6 +174,20 @@ if [ "${#KUSTOMIZE_CMD[@]}" -gt 0 ]; then
             fail "render k8s/overlays/$overlay (${KUSTOMIZE_CMD[*]})" "$out"
         fi
     done
+    # prod with k8s/components/national-node (login.gov.pl), as an overlay that adds the
+    # component renders it (kustomize takes relative paths only).
+    mkdir -p "$WORK/prod-national-node"
+    k8s_rel=$(realpath --relative-to="$WORK/prod-national-node" "$ROOT/k8s")
+    printf '%s\n' "apiVersion: kustomize.config.k8s.io/v1beta1" "kind: Kustomization" \
+        "namespace: census" "resources:" "  - $k8s_rel/overlays/prod" \
+        "components:" "  - $k8s_rel/components/national-node" \
+        >"$WORK/prod-national-node/kustomization.yaml"
+    if out=$("${KUSTOMIZE_CMD[@]}" "$WORK/prod-national-node" 2>&1 >"$WORK/prod-national-node.yaml"); then
+        pass "render k8s/overlays/prod + k8s/components/national-node: $(grep -c '^kind:' "$WORK/prod-national-node.yaml") resources"
+    else
+        fail "render k8s/overlays/prod + k8s/components/national-node" "$out"
+        rm -f "$WORK/prod-national-node.yaml"
+    fi
 fi
 
 # ------------------------------------------------------------ 5. validate manifests
@@ -194,6 +208,12 @@ if [ "$PY_OK" = 1 ]; then
     if [ -s "$WORK/prod.yaml" ]; then
         check_lines "$PY" "$HERE/validate_manifests.py" --self-test \
             --rendered "$WORK/prod.yaml" --k8s-version "$K8S_VERSION"
+    fi
+    if [ -s "$WORK/prod-national-node.yaml" ]; then
+        check_lines "$PY" "$HERE/validate_manifests.py" --overlay prod \
+            --rendered "$WORK/prod-national-node.yaml" --k8s-version "$K8S_VERSION"
+        check_lines "$PY" "$HERE/validate_manifests.py" --self-test --national-node \
+            --rendered "$WORK/prod-national-node.yaml" --k8s-version "$K8S_VERSION"
     fi
 fi
 

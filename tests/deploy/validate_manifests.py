@@ -17,6 +17,7 @@ Prints one line per check, "ok - ..." or "FAIL - ...: why"; exits 1 if any faile
   validate_manifests.py --overlay prod --rendered prod.yaml [--k8s-version 1.33.0]
   validate_manifests.py --template k8s/base/census-login/secret.template.yaml
   validate_manifests.py --self-test --rendered prod.yaml   (mutations must be caught)
+  validate_manifests.py --self-test --national-node --rendered prod-national-node.yaml
 Needs: pip install kubernetes-validate (brings jsonschema and PyYAML).
 """
 
@@ -648,6 +649,17 @@ def _registry_import(r: Render, overlay: str) -> Iterable[str]:
             yield "Redis' NetworkPolicy does not admit the import pods"
 
 
+NODE_POLICY = "census-login-national-node"
+
+
+def node_egress(policy: dict, rule: dict, port: dict) -> bool:
+    """The one egress beyond Redis and DNS: k8s/components/national-node's HTTPS to
+    login.gov.pl's artifact service, to address blocks only (never the whole Internet)."""
+    return (policy["metadata"]["name"] == NODE_POLICY and port.get("port") == 443
+            and port.get("protocol", "TCP") == "TCP"
+            and all("ipBlock" in peer and not peer["ipBlock"]["cidr"].endswith("/0") for peer in rule["to"]))
+
+
 @check("NetworkPolicies: census-login and Redis locked down in both directions")
 def _netpol(r: Render, overlay: str) -> Iterable[str]:
     app = r.named("Deployment", "census-login")
@@ -668,8 +680,9 @@ def _netpol(r: Render, overlay: str) -> Iterable[str]:
                 if not rule.get("to") or not rule.get("ports"):
                     yield f"{p['metadata']['name']}: an egress rule without to/ports allows too much"
                 for port in rule.get("ports", []):
-                    if port.get("port") not in (6379, 26379, 53):
-                        yield f"{p['metadata']['name']}: egress to port {port.get('port')}"
+                    if port.get("port") in (6379, 26379, 53) or node_egress(p, rule, port):
+                        continue
+                    yield f"{p['metadata']['name']}: egress to port {port.get('port')}"
     pol = next((p for p in r.kind("NetworkPolicy")
                 if selector_matches(p["spec"]["podSelector"], pod_labels(app))), None)
     if pol:
@@ -689,6 +702,49 @@ def _netpol(r: Render, overlay: str) -> Iterable[str]:
         http_ns = nss.get("http", set()) | nss.get(8080, set())
         if not http_ns or not admin_ns or http_ns & admin_ns:
             yield f"public port from {http_ns}, admin port from {admin_ns}: want separate namespaces"
+
+
+NODE_FILES = {
+    "CENSUS__NATIONAL_NODE__IDP_METADATA_FILE": "configMap",
+    "CENSUS__NATIONAL_NODE__SP_CERTIFICATE_FILE": "configMap",
+    "CENSUS__SECRETS__SAML_SP_KEY_FILE": "secret",
+}
+
+
+@check("login.gov.pl, when enabled (k8s/components/national-node): its files mounted, keys from a Secret, egress to the node")
+def _national_node(r: Render, overlay: str) -> Iterable[str]:
+    app = r.named("Deployment", "census-login")
+    c = container(app, "census-login") if app else None
+    if not c:
+        return
+    env = {e["name"]: e.get("value") for e in c.get("env", [])}
+    if env.get("CENSUS__NATIONAL_NODE__ENABLED") != "true":
+        return
+    mounts = {m["mountPath"].rstrip("/"): m for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod_spec(app).get("volumes", [])}
+    optional = {k: ("secret" if k.startswith("CENSUS__SECRETS__") else "configMap")
+                for k in env if k.endswith("_FILE") and ("NATIONAL_NODE" in k or "SAML" in k)}
+    for key, kind in {**optional, **NODE_FILES}.items():
+        path = env.get(key)
+        if not path:
+            yield f"{key} is not set"
+            continue
+        mount = next((m for mp, m in mounts.items() if path.startswith(mp + "/")), None)
+        if not mount:
+            yield f"{key}={path} is not under a mounted volume"
+            continue
+        if mount.get("subPath"):
+            yield f"{key}: mounted with subPath, so an update never reaches the pod"
+        vol = volumes.get(mount["name"], {})
+        if kind not in vol:
+            yield f"{key}={path} comes from volume {mount['name']}, want a {kind}"
+        elif kind == "secret" and vol["secret"].get("defaultMode", 0o644) & 0o007:
+            yield f"{key}: Secret volume {mount['name']} readable by others"
+    egress = [p for p in r.kind("NetworkPolicy") if p["metadata"]["name"] == NODE_POLICY
+              and selector_matches(p["spec"]["podSelector"], pod_labels(app))]
+    if not any(node_egress(p, rule, port) for p in egress for rule in p["spec"].get("egress", [])
+               for port in rule.get("ports", [])):
+        yield f"no NetworkPolicy {NODE_POLICY} opening HTTPS to the node: the artifact back channel would be blocked"
 
 
 @check("Namespace enforces Pod Security 'restricted' and holds every resource")
@@ -973,14 +1029,39 @@ def mutations() -> dict[str, Callable[[list[dict]], None]]:
     }
 
 
-def self_test(rendered: pathlib.Path, version: str) -> int:
+def node_mutations() -> dict[str, Callable[[list[dict]], None]]:
+    """For a render with k8s/components/national-node: its own rules must bite too."""
+    def app(docs):
+        d = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "census-login")
+        return pod_spec(d)
+
+    def env(docs, name):
+        return next(e for e in app(docs)["containers"][0]["env"] if e["name"] == name)
+
+    def policy(docs):
+        return next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == NODE_POLICY)
+
+    def volume(docs, kind):
+        return next(v for v in app(docs)["volumes"] if kind in v and "national-node" in v[kind].get("name", v[kind].get("secretName", "")))
+
+    return {
+        "the node's egress policy gone": lambda d: d.remove(policy(d)),
+        "egress to the whole Internet for the node": lambda d: policy(d)["spec"]["egress"][0]["to"][0]["ipBlock"].__setitem__("cidr", "0.0.0.0/0"),
+        "the node's egress on another port": lambda d: policy(d)["spec"]["egress"][0]["ports"][0].__setitem__("port", 8443),
+        "the SP key read from the ConfigMap": lambda d: env(d, "CENSUS__SECRETS__SAML_SP_KEY_FILE").__setitem__("value", "/etc/census-login-node/sp-sign.key"),
+        "the metadata outside any mount": lambda d: env(d, "CENSUS__NATIONAL_NODE__IDP_METADATA_FILE").__setitem__("value", "/srv/idp-metadata.xml"),
+        "the node's keys readable by others": lambda d: volume(d, "secret")["secret"].__setitem__("defaultMode", 0o444),
+    }
+
+
+def self_test(rendered: pathlib.Path, version: str, national_node: bool = False) -> int:
     base = load(rendered)
     baseline = [x for x in schema_results(base, version, "prod") + policy_results(base, "prod") if not x[0]]
     if baseline:
         print(f"FAIL - self-test: the unmutated render already fails: {baseline[0][1]}: {baseline[0][2]}")
         return 1
     failures = 0
-    for name, mutate in mutations().items():
+    for name, mutate in (node_mutations() if national_node else mutations()).items():
         docs = copy.deepcopy(base)
         mutate(docs)
         bad = [x for x in schema_results(docs, version, "prod") + policy_results(docs, "prod") if not x[0]]
@@ -1002,11 +1083,13 @@ def main() -> int:
     ap.add_argument("--template", type=pathlib.Path, help="validate a standalone manifest (the Secret template)")
     ap.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION)
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--national-node", action="store_true",
+                    help="with --self-test: the mutations of k8s/components/national-node")
     ap.add_argument("--schemas-only", type=pathlib.Path, help="only the schemas of a rendered file (k8s/gateway)")
     a = ap.parse_args()
 
     if a.self_test:
-        return 1 if self_test(a.rendered, a.k8s_version) else 0
+        return 1 if self_test(a.rendered, a.k8s_version, a.national_node) else 0
     if a.schemas_only:
         docs = load(a.schemas_only)
         results = schema_results(docs, a.k8s_version, a.schemas_only.stem)
