@@ -60,6 +60,7 @@ pub struct Metrics {
     pub oidc_codes_redeemed: IntCounter,
     pub oidc_refused: IntCounterVec,
     pub saml_refused: IntCounterVec,
+    pub saml_logins: IntCounter,
 }
 
 /// `reason` values of `census_oidc_refused_total` (bounded: see `crate::oidc`).
@@ -226,6 +227,14 @@ impl Metrics {
                 "census_saml_refused_total",
                 "login.gov.pl responses (and login starts) refused, by reason.",
                 &["reason"],
+            ),
+            saml_logins: register(
+                &r,
+                IntCounter::new(
+                    "census_saml_logins_total",
+                    "login.gov.pl responses accepted: node logins that opened a session.",
+                )
+                .expect("valid metric"),
             ),
             registry: r,
         };

@@ -330,6 +330,7 @@ async fn finish(
         .await
     {
         Ok(done) => {
+            state.metrics.saml_logins.inc();
             let mut gone = binding_cookie(state, String::new());
             gone.set_max_age(CookieDuration::ZERO);
             HttpResponse::SeeOther()

@@ -327,6 +327,10 @@ async fn assert_logged_in(app: &TestApp, b: &Client, r: Response) -> Value {
     assert_eq!(status, 303, "ACS: {body}");
     assert_eq!(loc.as_deref(), Some("/"));
     assert!(has, "no census_session cookie");
+    assert!(
+        app.metric_sum("census_saml_logins_total").await >= 1.0,
+        "a node login is counted"
+    );
     let s = session(app, b).await;
     assert_eq!(s.status(), 200);
     let s: Value = s.json().await.expect("session body");
