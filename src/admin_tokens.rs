@@ -16,10 +16,11 @@
 //! is [`SHARED_TOKEN_ACTOR`]. Digests are compared in constant time, against
 //! every entry, so the time taken tells nothing about which one matched.
 
+use crate::file_watch::FileWatch;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 /// The audit actor of requests made with `secrets.admin_token`.
@@ -97,23 +98,12 @@ pub fn load(path: &Path) -> Result<Vec<Operator>, String> {
     parse(&text)
 }
 
-/// What tells a changed file: modification time, size, inode.
-type Stamp = (Option<SystemTime>, u64, u64);
-
-fn stamp(path: &Path) -> std::io::Result<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path)?;
-    Ok((m.modified().ok(), m.len(), m.ino()))
-}
-
 struct FileState {
     operators: Vec<Operator>,
-    stamp: Option<Stamp>,
-    checked: Instant,
+    watch: FileWatch,
 }
 
 struct TokensFile {
-    path: PathBuf,
     state: Mutex<FileState>,
 }
 
@@ -121,27 +111,23 @@ impl TokensFile {
     /// The operators now, after a reload if the file changed.
     fn operators(&self) -> Vec<Operator> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.checked.elapsed() >= RELOAD_EVERY {
-            st.checked = Instant::now();
-            let now = stamp(&self.path).ok();
-            if now.is_none() || now != st.stamp {
-                st.stamp = now;
-                match load(&self.path) {
-                    Ok(ops) => {
-                        tracing::info!(
-                            event = "admin_tokens_reloaded",
-                            operators = ops.len(),
-                            "admin tokens file reloaded"
-                        );
-                        st.operators = ops;
-                    }
-                    Err(why) => {
-                        tracing::error!(
-                            event = "admin_tokens_invalid",
-                            "secrets.admin_tokens_file: {why}; no operator token works until it is fixed"
-                        );
-                        st.operators.clear();
-                    }
+        if let Some(change) = st.watch.changed() {
+            st.watch.accept(change);
+            match load(st.watch.path()) {
+                Ok(ops) => {
+                    tracing::info!(
+                        event = "admin_tokens_reloaded",
+                        operators = ops.len(),
+                        "admin tokens file reloaded"
+                    );
+                    st.operators = ops;
+                }
+                Err(why) => {
+                    tracing::error!(
+                        event = "admin_tokens_invalid",
+                        "secrets.admin_tokens_file: {why}; no operator token works until it is fixed"
+                    );
+                    st.operators.clear();
                 }
             }
         }
@@ -163,11 +149,9 @@ impl AdminTokens {
             Some(path) => {
                 let operators = load(path)?;
                 Some(TokensFile {
-                    path: path.to_owned(),
                     state: Mutex::new(FileState {
                         operators,
-                        stamp: stamp(path).ok(),
-                        checked: Instant::now(),
+                        watch: FileWatch::new(path, RELOAD_EVERY),
                     }),
                 })
             }

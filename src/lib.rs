@@ -7,6 +7,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod file_watch;
 pub mod http;
 pub mod keys;
 pub mod metrics;

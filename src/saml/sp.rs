@@ -27,6 +27,7 @@
 use super::xmlenc;
 use super::{Refusal, Verified};
 use crate::config::Settings;
+use crate::file_watch::FileWatch;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -44,9 +45,8 @@ use samael::metadata::EntityDescriptor;
 use samael::schema::{Assertion, Response};
 use secrecy::ExposeSecret;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
 
 static XML_LOCK: Mutex<()> = Mutex::new(());
 
@@ -82,7 +82,7 @@ pub struct ServiceProvider {
     acs_url: String,
     /// The node's metadata now; replaced when its file changes.
     node: RwLock<Arc<NodeMetadata>>,
-    watch: Mutex<MetadataWatch>,
+    watch: Mutex<FileWatch>,
     sign_key: PKey<Private>,
     sign_key_pkcs8: Vec<u8>,
     enc_key: Option<PKey<Private>>,
@@ -101,13 +101,6 @@ struct NodeMetadata {
     /// `ArtifactResolutionService` (SOAP) endpoints by index.
     ars: Vec<(usize, String)>,
     certs: Vec<CertificateDer>,
-}
-
-/// When the metadata file was last looked at, and what it was then.
-struct MetadataWatch {
-    path: PathBuf,
-    stamp: Option<(std::time::SystemTime, u64, u64)>,
-    next_check: Instant,
 }
 
 /// How often at most the node's metadata file is looked at for a change.
@@ -239,11 +232,7 @@ impl ServiceProvider {
             entity_id,
             acs_url,
             node: RwLock::new(Arc::new(node)),
-            watch: Mutex::new(MetadataWatch {
-                path: md_path.clone(),
-                stamp: file_stamp(md_path),
-                next_check: Instant::now() + METADATA_CHECK_EVERY,
-            }),
+            watch: Mutex::new(FileWatch::new(md_path, METADATA_CHECK_EVERY)),
             sign_key,
             sign_key_pkcs8,
             enc_key,
@@ -267,28 +256,26 @@ impl ServiceProvider {
     /// were trusted, and a broken file must not end every node login.
     /// Never call it holding [`xml_lock`] (reading takes it).
     fn node(&self) -> Arc<NodeMetadata> {
+        // try_lock: while one caller reads the file, the others go on with
+        // the metadata they have.
         if let Ok(mut w) = self.watch.try_lock()
-            && Instant::now() >= w.next_check
+            && let Some(change) = w.changed()
         {
-            w.next_check = Instant::now() + METADATA_CHECK_EVERY;
-            let stamp = file_stamp(&w.path);
-            if stamp != w.stamp {
-                match read_node_metadata(&w.path) {
-                    Ok(md) => {
-                        tracing::info!(
-                            event = "saml_metadata_reloaded",
-                            signing_certificates = md.certs.len(),
-                            "login.gov.pl metadata changed and was reloaded"
-                        );
-                        *self.node.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(md);
-                        w.stamp = stamp;
-                    }
-                    Err(error) => tracing::error!(
-                        event = "saml_metadata_invalid",
-                        %error,
-                        "login.gov.pl metadata changed but is not valid: the previous metadata stays in use"
-                    ),
+            match read_node_metadata(w.path()) {
+                Ok(md) => {
+                    tracing::info!(
+                        event = "saml_metadata_reloaded",
+                        signing_certificates = md.certs.len(),
+                        "login.gov.pl metadata changed and was reloaded"
+                    );
+                    *self.node.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(md);
+                    w.accept(change);
                 }
+                Err(error) => tracing::error!(
+                    event = "saml_metadata_invalid",
+                    %error,
+                    "login.gov.pl metadata changed but is not valid: the previous metadata stays in use"
+                ),
             }
         }
         self.node.read().unwrap_or_else(|p| p.into_inner()).clone()
@@ -904,14 +891,6 @@ fn read_node_metadata(md_path: &Path) -> Result<NodeMetadata, String> {
         ars,
         certs,
     })
-}
-
-/// A file's identity for change detection: modification time, size, inode
-/// (a Kubernetes ConfigMap update swaps the file through a symlink).
-fn file_stamp(path: &Path) -> Option<(std::time::SystemTime, u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 /// The artifact back channel's connector: native TLS (OpenSSL) 1.2 or newer
