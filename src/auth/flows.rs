@@ -129,15 +129,7 @@ impl AuthService {
         }
         let generation = account.generation;
         let permit = self.admit_reserved(&key, &ticket).await?;
-        let phc = self
-            .hasher()
-            .hash(&permit, password.expose())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "hashing failed");
-                AuthError::Overloaded { retry_after: 1 }
-            })?;
-        drop(permit);
+        let phc = self.hash_new(permit, &password).await?;
         let (token, spec) = session::new_token(s);
         let settled = self
             .settle(
@@ -311,6 +303,22 @@ impl AuthService {
             until,
             retry_after: seconds_until(store_now, until),
         }
+    }
+
+    /// A new password's PHC string, in the hashing slot `permit` holds (freed
+    /// when it returns). A failed hash, never expected, answers as an overload.
+    pub(super) async fn hash_new(
+        &self,
+        permit: hasher::HashPermit,
+        password: &NewPassword,
+    ) -> Result<String, AuthError> {
+        self.hasher()
+            .hash(&permit, password.expose())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "hashing failed");
+                AuthError::Overloaded { retry_after: 1 }
+            })
     }
 
     pub(super) fn overloaded(&self) -> AuthError {

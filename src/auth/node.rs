@@ -256,15 +256,7 @@ impl AuthService {
             .account
             .generation;
         let permit = self.hasher().try_admit().ok_or_else(|| self.overloaded())?;
-        let phc = self
-            .hasher()
-            .hash(&permit, password.expose())
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "hashing failed");
-                AuthError::Overloaded { retry_after: 1 }
-            })?;
-        drop(permit);
+        let phc = self.hash_new(permit, &password).await?;
         match self
             .store()
             .reclaim_account(&s.key, generation, &phc, &s.session_hash)
