@@ -678,38 +678,15 @@ async fn tampered_and_wrapped_refused(enc: &'static str) {
 async fn expired_wrong_audience_recipient_and_in_response_to_are_refused() {
     let (app, idp) = node_app(Backend::Memory, "ec").await;
     for binding in ["post", "artifact"] {
-        refused_with(
-            &app,
-            &idp,
-            json!({"binding": binding, "attack": "expired"}),
-            403,
-            "expired",
-        )
-        .await;
-        refused_with(
-            &app,
-            &idp,
-            json!({"binding": binding, "attack": "wrong_audience"}),
-            403,
-            "audience",
-        )
-        .await;
-        refused_with(
-            &app,
-            &idp,
-            json!({"binding": binding, "attack": "wrong_recipient"}),
-            403,
-            "recipient",
-        )
-        .await;
-        refused_with(
-            &app,
-            &idp,
-            json!({"binding": binding, "attack": "wrong_in_response_to"}),
-            403,
-            "unknown_request",
-        )
-        .await;
+        for (attack, reason) in [
+            ("expired", "expired"),
+            ("wrong_audience", "audience"),
+            ("wrong_recipient", "recipient"),
+            ("wrong_in_response_to", "unknown_request"),
+        ] {
+            let control = json!({"binding": binding, "attack": attack});
+            refused_with(&app, &idp, control, 403, reason).await;
+        }
     }
     // Encrypted: the same checks on the decrypted assertion.
     refused_with(
