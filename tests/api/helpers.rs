@@ -441,6 +441,14 @@ impl TestApp {
         }
     }
 
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
         self.client
             .post(format!("{}{path}", self.address))

@@ -380,12 +380,7 @@ async fn refused_with(app: &TestApp, idp: &Idp, control: Value, status: u16, rea
 async fn metadata_publishes_the_entity_acs_and_both_keys() {
     let idp = Idp::keys();
     let app = spawn_app(Backend::Memory, &idp.overrides("rsa")).await;
-    let r = app
-        .client
-        .get(format!("{}/saml/metadata", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/saml/metadata").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.headers().get("content-type").unwrap(),
@@ -405,28 +400,12 @@ async fn metadata_publishes_the_entity_acs_and_both_keys() {
         let mut idp = Idp::keys();
         idp.enc = enc;
         let app = spawn_app(Backend::Memory, &idp.overrides("rsa")).await;
-        let xml = app
-            .client
-            .get(format!("{}/saml/metadata", app.address))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let xml = app.get("/saml/metadata").await.text().await.unwrap();
         assert!(xml.contains(has) && !xml.contains(lacks), "{enc}: {xml}");
         assert!(xml.contains("xmlenc11#aes256-gcm"), "{xml}");
     }
     // The meta document switches the login.gov.pl card to the node login.
-    let meta: Value = app
-        .client
-        .get(format!("{}/api/v1/meta", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = app.get("/api/v1/meta").await.json().await.unwrap();
     assert_eq!(meta["nationalNode"], true);
     assert_eq!(meta["loginGovUrl"], "/saml/login");
 }
@@ -435,23 +414,10 @@ async fn metadata_publishes_the_entity_acs_and_both_keys() {
 async fn without_the_node_enabled_the_routes_are_404_and_the_card_a_link() {
     let app = spawn_app(Backend::Memory, &[]).await;
     for path in ["/saml/metadata", "/saml/login", "/saml/acs?SAMLart=x"] {
-        let r = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(path).await;
         assert_eq!(r.status(), 404, "{path}");
     }
-    let meta: Value = app
-        .client
-        .get(format!("{}/api/v1/meta", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = app.get("/api/v1/meta").await.json().await.unwrap();
     assert_eq!(meta["nationalNode"], false);
     assert_eq!(meta["loginGovUrl"], "https://login.gov.pl/");
 }
