@@ -252,14 +252,6 @@ async fn the_census_period_bounds_definition_and_login(b: Backend) {
         "census_closed",
     )
     .await;
-    let meta: Value = over
-        .client
-        .get(format!("{}/api/v1/meta", over.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = over.get("/api/v1/meta").await.json().await.unwrap();
     assert_eq!(meta["censusClosesAt"], "2021-09-30T23:59:59Z");
 }

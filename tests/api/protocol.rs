@@ -18,12 +18,7 @@ both_stores!(
 
 async fn meta_describes_policy_window_and_lockout(b: Backend) {
     let app = spawn_app(b, &[]).await;
-    let r = app
-        .client
-        .get(format!("{}/api/v1/meta", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/api/v1/meta").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store");
     let m: Value = r.json().await.unwrap();
@@ -133,12 +128,7 @@ async fn bodies_must_be_json_small_and_exact(b: Backend) {
 async fn every_response_carries_the_security_headers(b: Backend) {
     let app = spawn_app(b, &[]).await;
     for path in ["/", "/api/v1/meta", "/api/v1/session", "/nope"] {
-        let r = app
-            .client
-            .get(format!("{}{path}", app.address))
-            .send()
-            .await
-            .unwrap();
+        let r = app.get(path).await;
         let h = r.headers();
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
@@ -153,12 +143,7 @@ async fn every_response_carries_the_security_headers(b: Backend) {
         }
     }
     let plain = spawn_app(b, &[("session.cookie_secure", json!(false))]).await;
-    let r = plain
-        .client
-        .get(format!("{}/api/v1/meta", plain.address))
-        .send()
-        .await
-        .unwrap();
+    let r = plain.get("/api/v1/meta").await;
     assert!(!r.headers().contains_key("strict-transport-security"));
 }
 
@@ -214,19 +199,9 @@ async fn foreign_origins_cannot_change_state(b: Backend) {
 
 async fn unknown_paths_are_problems_too(b: Backend) {
     let app = spawn_app(b, &[]).await;
-    let r = app
-        .client
-        .get(format!("{}/api/v1/nothing", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/api/v1/nothing").await;
     problem(r, 404, "not_found").await;
-    let r = app
-        .client
-        .get(format!("{}/api/v1/login", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/api/v1/login").await;
     problem(r, 405, "method_not_allowed").await;
 }
 
@@ -241,12 +216,7 @@ async fn readiness_and_health_answer(b: Backend) {
             .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let page = app
-        .client
-        .get(format!("{}/", app.address))
-        .send()
-        .await
-        .unwrap();
+    let page = app.get("/").await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("lang=\"pl\""));
     // HEAD (uptime monitors): the GET answer's status and headers, no body.
