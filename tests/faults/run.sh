@@ -221,12 +221,13 @@ event slow_end
 
 sleep 8
 used=$(rcli INFO memory | awk -F: '/^used_memory:/ { print $2 + 0 }')
-# The event first, as for every other fault: a request refused between CONFIG SET and a
-# later event would be counted against the previous fault's recovery (the verdict gives
-# each fault 100 ms to bite).
-event oom_start
+# oom_begin ends the previous fault's recovery window before Redis is touched (a request
+# refused in between must not count against the pause's recovery); oom_start, once the
+# limit is set, begins the OOM verdicts, which judge requests sent under the fault.
+event oom_begin
 rcli CONFIG SET maxmemory-policy noeviction >/dev/null
 rcli CONFIG SET maxmemory "$((used / 2))" >/dev/null
+event oom_start
 sleep 5
 event oom_stop
 rcli CONFIG SET maxmemory 0 >/dev/null

@@ -161,7 +161,7 @@ def main():
             growth[pid] = (max(base), max(peak))
     verdict("slow/memory stays bounded", bool(growth) and all(p - b <= 64 * 1024 for b, p in growth.values()),
             "; ".join(f"pid {pid}: {b // 1024} -> {p // 1024} MiB" for pid, (b, p) in growth.items()))
-    rs, bad, last = recovered("slow_end", ev["oom_start"])
+    rs, bad, last = recovered("slow_end", ev.get("oom_begin", ev["oom_start"]))
     verdict("slow/full recovery within 5 s", bool(rs) and not bad,
             f"last failure {last} ms after the pause; {len(rs)} requests from 5 s on: {tally(rs)}")
 
