@@ -86,6 +86,9 @@ check_lines() {
     done <<<"$out"
     if [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ]; then
         fail "$* exited $rc" "$(tail -n 30 <<<"$out")"
+    elif [ "$nfail" -gt 0 ]; then
+        # The suite's own details (its logs) go with its failure.
+        tail -n 30 <<<"$out" | sed 's/^/    /'
     fi
 }
 

@@ -59,6 +59,10 @@ printf 'local-test-password\n' >"$PASSWORD_FILE"
 export REDISCLI_AUTH=local-test-password
 
 # env_for I: set E to the environment a pod would get, with loopback addresses and ports.
+# Short, so failovers come quickly, but not so short that a busy CI machine (a replica's
+# full sync forks the master) makes a healthy master look down and starts a failover
+# the test did not ask for.
+DOWN_AFTER_MS=2500
 E=()
 env_for() {
     local i=$1
@@ -73,7 +77,7 @@ env_for() {
         "REDIS_PASSWORD_FILE=$PASSWORD_FILE"
         "SENTINEL_PEERS=$PEERS"
         "INITIAL_MASTER=127.0.0.1:${RP[0]}"
-        "SENTINEL_DOWN_AFTER_MS=1000"
+        "SENTINEL_DOWN_AFTER_MS=$DOWN_AFTER_MS"
         "SENTINEL_FAILOVER_TIMEOUT_MS=4000")
 }
 
@@ -199,6 +203,14 @@ grep -q "starting as replica (master 127.0.0.1:$NEW, from sentinel)" "$WORK/redi
 echo "ok - redis-sentinel: restarted old master found :$NEW via the sentinels and resynced"
 
 # --- 6. no empty master: the sentinels name :$NEW; pretend to be it with an empty volume
+# (re-read: should the sentinels have moved on since, the pod to imitate is the new one)
+agreed_master() {
+    local p
+    p=$(master_port_seen_by "${SP[0]}")
+    [ -n "$p" ] && all_sentinels_say "$p" && is_role "$p" master
+}
+wait_for 20 "the sentinels agree on a master" agreed_master
+NEW=$(master_port_seen_by "${SP[0]}")
 idx=-1
 for i in 0 1 2; do [ "${RP[$i]}" = "$NEW" ] && idx=$i; done
 [ "$idx" -ge 0 ] || fail "cannot map :$NEW to a pod"

@@ -110,7 +110,28 @@ pub fn run_suite(script: &str, args: &[&str]) {
     }
     assert!(
         out.status.success(),
-        "{script} failed ({}).\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status
+        "{script} failed ({}).\n--- failures ---\n{}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+        out.status,
+        failures(&stdout, &stderr)
     );
+}
+
+/// The failing checks with the lines right after each (their details), so that a CI log
+/// that keeps only the head and tail of a long output still names what failed.
+fn failures(stdout: &str, stderr: &str) -> String {
+    let mut picked = Vec::new();
+    for text in [stdout, stderr] {
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let l = line.trim_start();
+            if l.starts_with("FAIL") || l.starts_with("not ok") {
+                picked.extend(lines[i..lines.len().min(i + 8)].iter().copied());
+            }
+        }
+    }
+    if picked.is_empty() {
+        "(no FAIL line; see the end of stdout and stderr)".to_string()
+    } else {
+        picked.join("\n")
+    }
 }
