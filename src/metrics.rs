@@ -27,7 +27,6 @@ pub const STORE_OPERATIONS: &[&str] = &[
     "take_rate_tokens",
     "migrate",
     "purge",
-    "put_session_facts",
     "session_facts",
     "put_authorization_request",
     "authorization_request",

@@ -130,7 +130,7 @@ impl AuthService {
         let generation = account.generation;
         let permit = self.admit_reserved(&key, &ticket).await?;
         let phc = self.hash_new(permit, &password).await?;
-        let (token, spec) = session::new_token(s);
+        let (token, spec) = self.new_session(&pesel, super::handoff::ACR_PASSWORD)?;
         let settled = self
             .settle(
                 &key,
@@ -150,7 +150,7 @@ impl AuthService {
             return Err(AuthError::PasswordAlreadyDefined);
         }
         tracing::info!(event = "password_defined", cid = %key.correlation_id(), "password defined");
-        self.grant(&key, &pesel, &token, &settled).await
+        grant(&key, &token, &settled)
     }
 
     async fn login_inner(&self, input: LoginInput) -> Result<SessionGrant, AuthError> {
@@ -189,7 +189,7 @@ impl AuthService {
             _ => None,
         };
         drop(permit);
-        let (token, spec) = session::new_token(self.settings());
+        let (token, spec) = self.new_session(&pesel, super::handoff::ACR_PASSWORD)?;
         let settled = self
             .settle(
                 &key,
@@ -209,7 +209,7 @@ impl AuthService {
             return Err(AuthError::WindowClosed);
         }
         tracing::info!(event = "login_ok", cid = %key.correlation_id(), "login succeeded");
-        self.grant(&key, &pesel, &token, &settled).await
+        grant(&key, &token, &settled)
     }
 
     /// The common opening of both flows, in the order the rules need: census
@@ -364,24 +364,15 @@ impl AuthService {
         });
         Err(self.overloaded())
     }
+}
 
-    /// The cookie for a created session, once the hand-off knows how it was
-    /// authenticated (see `handoff`).
-    async fn grant(
-        &self,
-        key: &PeselKey,
-        pesel: &Pesel,
-        token: &[u8; 32],
-        settled: &Settled,
-    ) -> Result<SessionGrant, AuthError> {
-        let record = settled.session.ok_or(AuthError::WindowClosed)?;
-        self.record_session_facts(key, pesel, token, &record, super::handoff::ACR_PASSWORD)
-            .await?;
-        Ok(SessionGrant {
-            cookie_value: session::cookie_value(key, token),
-            record,
-        })
-    }
+/// The cookie for the session a successful settlement created (with its facts).
+fn grant(key: &PeselKey, token: &[u8; 32], settled: &Settled) -> Result<SessionGrant, AuthError> {
+    let record = settled.session.ok_or(AuthError::WindowClosed)?;
+    Ok(SessionGrant {
+        cookie_value: session::cookie_value(key, token),
+        record,
+    })
 }
 
 /// A helpline reset (or reclaim) moved the account on while this attempt was

@@ -10,12 +10,12 @@
 //! under a key derived from that secret, which only its holder presents.
 //! Grants die with their session and with a reset of the account.
 
-use super::session::cookie_value;
+use super::session::{self, cookie_value};
 use super::{AuthError, AuthService};
 use crate::domain::Pesel;
 use crate::domain::lockout::Millis;
 use crate::keys::{PeselKey, token_hash};
-use crate::store::{GrantKind, GrantLookup, SessionRecord};
+use crate::store::{GrantKind, GrantLookup, SessionRecord, SessionSpec};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::Aead;
@@ -136,33 +136,29 @@ fn label(kind: GrantKind) -> &'static str {
 }
 
 impl AuthService {
-    /// Records how a new session was authenticated; called by the flows that
-    /// create sessions, before the cookie is handed out. Lives as long as the
-    /// session can (the end of the survey window).
-    pub(super) async fn record_session_facts(
+    /// A new session's token and what the store needs to create it, with the
+    /// facts of how the person authenticated sealed under the token: the store
+    /// writes them in the same step as the session (see [`SessionSpec::facts`]).
+    pub(super) fn new_session(
         &self,
-        key: &PeselKey,
         pesel: &Pesel,
-        token: &[u8; 32],
-        record: &SessionRecord,
         acr: &str,
-    ) -> Result<(), AuthError> {
-        let now = self.now();
+    ) -> Result<([u8; 32], SessionSpec), AuthError> {
+        let token = session::new_token();
         let facts = SessionFacts {
-            auth_time: now,
+            auth_time: self.now(),
             acr: acr.to_owned(),
             pesel: pesel.digits().to_owned(),
         };
-        let sealed = seal(token, FACTS, &facts)?;
-        self.store()
-            .put_session_facts(
-                key,
-                &token_hash(token),
-                &sealed,
-                (record.window_ends_at - now).max(1),
-            )
-            .await?;
-        Ok(())
+        let s = self.settings();
+        let spec = SessionSpec {
+            token_hash: token_hash(&token),
+            idle: s.idle,
+            window: s.window,
+            closes_at: s.period.closes_at,
+            facts: seal(&token, FACTS, &facts)?,
+        };
+        Ok((token, spec))
     }
 
     /// The session of a cookie value (`census_session` or `census_op`), its

@@ -165,7 +165,7 @@ impl AuthService {
         };
         self.check_period(self.now())?;
         let key = self.keys().pesel_key(&pesel);
-        let (token, spec) = session::new_token(self.settings());
+        let (token, spec) = self.new_session(&pesel, ACR_NODE)?;
         let record = match self.store().open_node_session(&key, &spec).await? {
             NodeSession::Unregistered => return refused(Refusal::NotInRegistry),
             NodeSession::Opened { session: None, .. } => {
@@ -177,8 +177,6 @@ impl AuthService {
                 ..
             } => record,
         };
-        self.record_session_facts(&key, &pesel, &token, &record, ACR_NODE)
-            .await?;
         tracing::info!(event = "login_ok", via = "login.gov.pl", cid = %key.correlation_id(), "login through the national node");
         Ok(NodeLoggedIn {
             grant: SessionGrant {

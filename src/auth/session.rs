@@ -3,10 +3,9 @@
 //! `<pesel key>.<token>`: the key (already a keyed hash) tells the store where
 //! the session lives, which keeps all of a person's keys in one Redis Cluster slot.
 
-use super::{AuthError, AuthService, AuthSettings};
+use super::{AuthError, AuthService};
 use crate::keys::{PeselKey, token_hash};
 use crate::store::SessionRecord;
-use crate::store::SessionSpec;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
@@ -20,16 +19,11 @@ pub fn random_hex(bytes: usize) -> String {
 }
 
 /// A fresh token and the session to create for it.
-pub(super) fn new_token(settings: &AuthSettings) -> ([u8; 32], SessionSpec) {
+/// A fresh session token (the cookie's secret; the store keeps only its hash).
+pub(super) fn new_token() -> [u8; 32] {
     let mut token = [0u8; 32];
     rand::rng().fill_bytes(&mut token);
-    let spec = SessionSpec {
-        token_hash: token_hash(&token),
-        idle: settings.idle,
-        window: settings.window,
-        closes_at: settings.period.closes_at,
-    };
-    (token, spec)
+    token
 }
 
 pub(super) fn cookie_value(key: &PeselKey, token: &[u8; 32]) -> String {

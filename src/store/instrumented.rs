@@ -180,20 +180,6 @@ impl Store for Instrumented {
         self.observe("purge", self.inner.purge(progress)).await
     }
 
-    async fn put_session_facts(
-        &self,
-        key: &PeselKey,
-        session_hash: &[u8; 32],
-        sealed: &str,
-        ttl: Millis,
-    ) -> Result<(), StoreError> {
-        self.observe(
-            "put_session_facts",
-            self.inner.put_session_facts(key, session_hash, sealed, ttl),
-        )
-        .await
-    }
-
     async fn session_facts(
         &self,
         key: &PeselKey,

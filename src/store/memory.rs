@@ -144,6 +144,11 @@ impl State {
         let expires = session_expiry(now, spec.idle, ends);
         self.sessions
             .insert((*key, spec.token_hash), (first_login, ends, expires));
+        prune(&mut self.session_facts, |v| v.1);
+        self.session_facts.insert(
+            (*key, spec.token_hash),
+            (spec.facts.clone(), expiry(ends - now)),
+        );
         self.sessions_of
             .entry(*key)
             .or_default()
@@ -462,21 +467,6 @@ impl Store for MemoryStore {
         *state = State::default();
         progress(n as u64, n as u64);
         Ok(n as u64)
-    }
-
-    async fn put_session_facts(
-        &self,
-        key: &PeselKey,
-        session_hash: &[u8; 32],
-        sealed: &str,
-        ttl: Millis,
-    ) -> Result<(), StoreError> {
-        let mut state = self.state();
-        prune(&mut state.session_facts, |v| v.1);
-        state
-            .session_facts
-            .insert((*key, *session_hash), (sealed.to_owned(), expiry(ttl)));
-        Ok(())
     }
 
     async fn session_facts(

@@ -87,6 +87,11 @@ pub struct SessionSpec {
     pub idle: Millis,
     pub window: Millis,
     pub closes_at: Option<Millis>,
+    /// The session's facts, sealed by the caller (`crate::auth::handoff`), stored
+    /// in the same step as the session and expiring with the window: a session
+    /// never exists without them, so an outage between two writes cannot leave a
+    /// password stored behind a 503.
+    pub facts: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,15 +374,8 @@ pub trait Store: Send + Sync + 'static {
     // Every record expires by itself (`ttl`, milliseconds).
 
     /// Facts of a session that the session record does not hold (when and how
-    /// the person authenticated), filed under the session's token hash.
-    async fn put_session_facts(
-        &self,
-        key: &PeselKey,
-        session_hash: &[u8; 32],
-        sealed: &str,
-        ttl: Millis,
-    ) -> Result<(), StoreError>;
-
+    /// the person authenticated), filed under the session's token hash when the
+    /// session is created ([`SessionSpec::facts`]).
     async fn session_facts(
         &self,
         key: &PeselKey,

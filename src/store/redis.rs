@@ -622,6 +622,10 @@ impl RedisStore {
         Self::key(k, &format!("s:{}", hex::encode(token_hash)))
     }
 
+    fn facts_key(k: &PeselKey, token_hash: &[u8; 32]) -> String {
+        Self::key(k, &format!("sf:{}", hex::encode(token_hash)))
+    }
+
     /// `SET key value PX ttl`: a record that expires by itself.
     async fn set_px(&self, key: String, value: &str, ttl: Millis) -> Result<(), StoreError> {
         let value = value.to_owned();
@@ -955,6 +959,7 @@ impl Store for RedisStore {
             .key(Self::key(key, "acct"))
             .key(Self::key(key, "ss"))
             .key(Self::session_key(key, &token))
+            .key(Self::facts_key(key, &token))
             .arg(self.now_arg());
         policy_args(&mut inv, policy);
         inv.arg(ticket)
@@ -966,7 +971,8 @@ impl Store for RedisStore {
             .arg(session.map_or(0, |s| s.idle))
             .arg(session.map_or(0, |s| s.window))
             .arg(session.and_then(|s| s.closes_at).unwrap_or(-1))
-            .arg(generation);
+            .arg(generation)
+            .arg(session.map_or("", |s| s.facts.as_str()));
         let r: Vec<i64> = self.invoke_waiting(inv).await?;
         let [
             level,
@@ -1020,7 +1026,7 @@ impl Store for RedisStore {
         idle: Millis,
     ) -> Result<Option<(SessionRecord, Option<String>)>, StoreError> {
         let skey = Self::session_key(key, token_hash);
-        let fkey = Self::key(key, &format!("sf:{}", hex::encode(token_hash)));
+        let fkey = Self::facts_key(key, token_hash);
         if let Some((known, facts)) = self.session_unchanged(&skey, Some(fkey), idle).await? {
             return Ok(known.map(|record| (record, facts)));
         }
@@ -1281,23 +1287,12 @@ impl Store for RedisStore {
         Ok(total)
     }
 
-    async fn put_session_facts(
-        &self,
-        key: &PeselKey,
-        session_hash: &[u8; 32],
-        sealed: &str,
-        ttl: Millis,
-    ) -> Result<(), StoreError> {
-        let k = Self::key(key, &format!("sf:{}", hex::encode(session_hash)));
-        self.set_px(k, sealed, ttl).await
-    }
-
     async fn session_facts(
         &self,
         key: &PeselKey,
         session_hash: &[u8; 32],
     ) -> Result<Option<String>, StoreError> {
-        let k = Self::key(key, &format!("sf:{}", hex::encode(session_hash)));
+        let k = Self::facts_key(key, session_hash);
         self.run(|mut c| async move {
             ::redis::cmd("GET")
                 .arg(k)
@@ -1428,12 +1423,14 @@ impl Store for RedisStore {
             .key(Self::key(key, "ss"))
             .key(Self::session_key(key, &spec.token_hash))
             .key(layout::registry_bucket0(key))
+            .key(Self::facts_key(key, &spec.token_hash))
             .arg(self.now_arg())
             .arg(hex::encode(spec.token_hash))
             .arg(spec.idle)
             .arg(spec.window)
             .arg(spec.closes_at.unwrap_or(-1))
-            .arg(&layout::registry_field(key)[..]);
+            .arg(&layout::registry_field(key)[..])
+            .arg(&spec.facts);
         let (status, pw, fl, we, exp, now): (String, i64, i64, i64, i64, i64) =
             self.invoke_waiting(inv).await?;
         match status.as_str() {

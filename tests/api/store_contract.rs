@@ -181,6 +181,7 @@ async fn replay(stores: &Stores, p: &LockoutPolicy, seed: u64) -> (Vec<Seen>, Ve
                         idle: 5_000,
                         window: WINDOW,
                         closes_at: None,
+                        facts: format!("facts of {step}"),
                     }),
                 },
                 Outcome::Failure => Settle::Failure,
@@ -197,6 +198,18 @@ async fn replay(stores: &Stores, p: &LockoutPolicy, seed: u64) -> (Vec<Seen>, Ve
                     s.session.is_some(),
                 )
             });
+            if s.session.is_some() {
+                // Written in the same step as the session, never apart from it.
+                let touched = store
+                    .touch_session_with_facts(&key, &[step as u8; 32], 5_000)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    touched.and_then(|(_, facts)| facts),
+                    Some(format!("facts of {step}")),
+                    "seed {seed}, step {step}: a session without its facts"
+                );
+            }
             from_model.push(Seen::Settle(lock, success));
             from_store.push(Seen::Settle(
                 s.lock_started.map(|l| (l.level, l.until)),
@@ -271,6 +284,7 @@ async fn a_reset_wins_over_an_attempt_in_flight(backend: Backend) {
         idle: 60_000,
         window: 3_600_000,
         closes_at: None,
+        facts: "facts".into(),
     };
     let define = |generation| Settle::Success {
         generation,
@@ -292,6 +306,11 @@ async fn a_reset_wins_over_an_attempt_in_flight(backend: Backend) {
         .await
         .unwrap();
     assert!(settled.superseded && settled.session.is_none());
+    assert_eq!(
+        store.session_facts(&key, &[9; 32]).await.unwrap(),
+        None,
+        "no facts without a session"
+    );
     let status = store.account_status(&key).await.unwrap();
     assert_eq!(status.account.password_phc, None);
     assert_eq!(status.account.generation, account.generation + 1);
@@ -524,6 +543,7 @@ async fn node_sessions_and_reclaim(backend: Backend) {
         idle: 60_000,
         window: 3_600_000,
         closes_at: None,
+        facts: format!("facts of {t}"),
     };
     // Not in the registry: nothing.
     assert_eq!(
@@ -613,13 +633,14 @@ async fn node_sessions_and_reclaim(backend: Backend) {
             .is_none(),
         "the impostor's session ended"
     );
-    assert!(
+    assert_eq!(
         store
-            .touch_session(&key, &[3; 32], 60_000)
+            .touch_session_with_facts(&key, &[3; 32], 60_000)
             .await
             .unwrap()
-            .is_some(),
-        "the reclaiming session stays"
+            .and_then(|(_, facts)| facts),
+        Some("facts of 3".to_string()),
+        "the reclaiming session stays, with the facts its node login wrote"
     );
     // The window, once ended, gives no node session either.
     stores.clock.advance(Duration::from_secs(3_601));

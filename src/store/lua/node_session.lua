@@ -1,5 +1,7 @@
--- KEYS: account hash, session set, session hash, registry bucket 0 of the tag.
--- ARGV: now ('' = TIME), token hash, idle, window, closes (-1 = none), registry field.
+-- KEYS: account hash, session set, session hash, registry bucket 0 of the tag,
+--       session facts.
+-- ARGV: now ('' = TIME), token hash, idle, window, closes (-1 = none), registry
+--       field, sealed session facts.
 -- Returns {status, password defined, first login, window end, expiry, now}.
 -- A node login (login.gov.pl) is a first login like any other: the first login
 -- is set if absent and the session created unless the window has ended. The
@@ -26,5 +28,6 @@ if we > now then
   redis.call('PEXPIREAT', KEYS[3], exp)
   redis.call('SADD', KEYS[2], ARGV[2])
   redis.call('PEXPIREAT', KEYS[2], we)
+  redis.call('SET', KEYS[5], ARGV[7], 'PXAT', we)
 end
 return { 'opened', pw, fl, we, exp, now }

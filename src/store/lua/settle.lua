@@ -1,7 +1,9 @@
--- KEYS: lock hash, pending zset, account hash, session set, session hash.
+-- KEYS: lock hash, pending zset, account hash, session set, session hash,
+--       session facts.
 -- ARGV: now ('' = TIME), policy (7 values), ticket, outcome (S/F/N), password
 --       mode (''/D/R), password PHC, create session (1/0), token hash, idle,
---       window, closes (-1 = none), generation the attempt began with.
+--       window, closes (-1 = none), generation the attempt began with, sealed
+--       session facts.
 -- Returns {lock level started, lock until, already defined, first login,
 --          window end, session expiry, superseded, now}.
 local now = store_now(ARGV[1])
@@ -51,6 +53,8 @@ if ARGV[13] == '1' then
     redis.call('SADD', KEYS[4], ARGV[14])
     -- Sessions never outlive the window, so neither does their index.
     redis.call('PEXPIREAT', KEYS[4], we)
+    -- In the same step as the session: none exists without its facts.
+    redis.call('SET', KEYS[6], ARGV[19], 'PXAT', we)
   end
 end
 return { lvl, till, 0, fl, we, exp, 0, now }
