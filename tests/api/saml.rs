@@ -118,6 +118,7 @@ impl Idp {
 
     /// Serves, fetching the SP metadata from `app`, and waits for READY.
     fn serve(&mut self, app: &TestApp, sig: &str) {
+        let log = self.dir.path().join("idp-serve.log");
         let mut child = Command::new(python())
             .arg(format!("{ROOT}/tests/saml/idp.py"))
             .args(["serve", &self.dir.path().display().to_string(), "--port"])
@@ -133,7 +134,8 @@ impl Idp {
             .stderr(if std::env::var_os("TEST_LOG").is_some() {
                 Stdio::inherit()
             } else {
-                Stdio::null()
+                // Kept for the failure message below.
+                Stdio::from(std::fs::File::create(&log).expect("idp log file"))
             })
             .spawn()
             .expect("idp.py serve");
@@ -141,7 +143,12 @@ impl Idp {
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("idp.py output");
-        assert_eq!(line.trim(), "READY", "idp.py serve did not start");
+        assert_eq!(
+            line.trim(),
+            "READY",
+            "idp.py serve did not start; its stderr:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         self.child = Some(child);
     }
 
