@@ -159,14 +159,14 @@ echo "ok - redis-sentinel: group formed: master :${RP[0]}, 2 replicas, 3 sentine
 
 # --- 2. settings from redis.conf are live
 for kv in "appendonly yes" "appendfsync everysec" "maxmemory-policy noeviction" \
-    "min-replicas-to-write 1" "maxmemory 67108864"; do
+    "min-replicas-to-write 1" "maxmemory 67108864" "hash-max-listpack-value 128"; do
     key=${kv% *}
     want=${kv#* }
     got=$(rcli "${RP[1]}" CONFIG GET "$key" | sed -n 2p)
     [ "$got" = "$want" ] || fail "CONFIG $key = '$got', want '$want'"
 done
 [ -d "$WORK/data0/appendonlydir" ] || fail "no appendonlydir in the master's data directory"
-echo "ok - redis-sentinel: AOF everysec, noeviction, min-replicas-to-write 1, maxmemory set"
+echo "ok - redis-sentinel: AOF everysec, noeviction, min-replicas-to-write 1, maxmemory set, account hashes as listpacks"
 
 # --- 3. replication
 out=$(redis-cli -h 127.0.0.1 -p "${RP[0]}" SET census:test:key before-failover 2>&1)

@@ -799,6 +799,11 @@ def _redis(r: Render, overlay: str) -> Iterable[str]:
     for k, v in (("appendonly", "yes"), ("appendfsync", "everysec"), ("maxmemory-policy", "noeviction")):
         if directives.get(k) != v:
             yield f"redis.conf {k} = {directives.get(k)!r}, want {v!r}"
+    # An account hash holds a PHC string of ~97 bytes: below 128 it is a hashtable, and a
+    # defined password costs 485 bytes of Redis instead of 309 (tests/deploy/account_size.py).
+    listpack_value = directives.get("hash-max-listpack-value", "64")
+    if not listpack_value.isdigit() or int(listpack_value) < 128:
+        yield f"redis.conf hash-max-listpack-value = {listpack_value!r}, want at least 128 (account hashes as listpacks)"
     lib = (cm or {}).get("data", {}).get("redis-lib.sh", "")
     m = re.search(r'MASTER_NAME:=([A-Za-z0-9_-]+)', lib)
     master = m.group(1) if m else "?"
@@ -1015,6 +1020,7 @@ def mutations() -> dict[str, Callable[[list[dict]], None]]:
         "a Secret in prod": lambda d: d.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x", "namespace": "census"}, "data": {"k": "eA=="}}),
         "two Redis pods": lambda d: find(d, "StatefulSet", "redis")["spec"].__setitem__("replicas", 2),
         "appendfsync always": lambda d: find(d, "ConfigMap", "redis-config")["data"].__setitem__("redis.conf", find(d, "ConfigMap", "redis-config")["data"]["redis.conf"].replace("appendfsync everysec", "appendfsync always")),
+        "account hashes as hashtables (Redis' default listpack limit)": lambda d: find(d, "ConfigMap", "redis-config")["data"].__setitem__("redis.conf", find(d, "ConfigMap", "redis-config")["data"]["redis.conf"].replace("hash-max-listpack-value 128", "")),
         "a ServiceMonitor job name other than census-login": lambda d: find(d, "ServiceMonitor")["spec"].pop("jobLabel"),
         "a PrometheusRule out of date": lambda d: find(d, "PrometheusRule")["spec"]["groups"][0].__setitem__("name", "renamed"),
         "a root pod": lambda d: pod_spec(find(d, "StatefulSet", "redis"))["securityContext"].__setitem__("runAsUser", 0),
