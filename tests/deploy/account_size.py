@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -34,9 +33,8 @@ import tempfile
 import threading
 import time
 
-from lock_state_size import free_port
+from local_stack import REPO, Stack, find_binary
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 REDIS_CONF = REPO / "k8s/base/redis/files/redis.conf"
 
 
@@ -57,28 +55,13 @@ def main() -> int:
     ap.add_argument("--redis-defaults", action="store_true", help="Redis' own encoding limits, not production's")
     ap.add_argument("--bin")
     a = ap.parse_args()
-    binary = a.bin or next((str(p) for p in (REPO / "target/release/census-login", REPO / "target/debug/census-login") if p.exists()), None)
-    if not binary:
-        sys.exit("no census-login binary: cargo build --release")
+    binary = find_binary(a.bin)
 
     tmp = tempfile.TemporaryDirectory()
-    rport, pport, aport = free_port(), free_port(), free_port()
     settings = [] if a.redis_defaults else encoding_settings()
-    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", tmp.name, *settings], stdout=subprocess.DEVNULL)
-    procs = [redis]
+    stack = Stack(tmp.name, settings)
     try:
-        cli = ["redis-cli", "-p", str(rport)]
-        for _ in range(50):
-            if subprocess.run(cli + ["ping"], capture_output=True, text=True).stdout.strip() == "PONG":
-                break
-            time.sleep(0.1)
-
-        def run(*args: str) -> str:
-            return subprocess.run(cli + list(args), capture_output=True, text=True, check=True).stdout
-
-        def used() -> int:
-            return int(next(l.split(":")[1] for l in run("info", "memory").splitlines() if l.startswith("used_memory:")))
+        run, used = stack.redis, stack.used_memory
 
         def scan(pattern: str) -> list[str]:
             return run("--scan", "--pattern", pattern).split()
@@ -87,33 +70,13 @@ def main() -> int:
         csv.write_text(subprocess.run([binary, "registry", "generate", "--count", str(a.count), "--seed", "23"],
                                       capture_output=True, text=True, check=True).stdout)
         people = [line.split(",") for line in csv.read_text().splitlines()[1:] if line]
-        env = {**os.environ, "CENSUS_CONFIG_DIR": tmp.name,
-               "CENSUS__SERVER__LISTEN": f"127.0.0.1:{pport}", "CENSUS__SERVER__ADMIN_LISTEN": f"127.0.0.1:{aport}",
-               "CENSUS__SERVER__PUBLIC_ORIGIN": f"http://127.0.0.1:{pport}",
-               "CENSUS__STORE__BACKEND": "redis", "CENSUS__STORE__REDIS_URL": f"redis://127.0.0.1:{rport}",
-               "CENSUS__STORE__WAIT_REPLICAS": "0", "CENSUS__REGISTRY__SEED_FILE": "",
-               "CENSUS__OIDC__CLIENTS": "[]", "CENSUS__SECRETS__PEPPER": "account-size-pepper",
-               "CENSUS__SESSION__COOKIE_SECURE": "false", "CENSUS__PASSWORD__MAX_QUEUED_HASHES": "1000",
-               # One pass instead of two: faster, and a PHC string of the same length.
-               "CENSUS__PASSWORD__ARGON2_ITERATIONS": "1",
-               "CENSUS__RATE_LIMIT__PER_IP_PER_MINUTE": "100000000", "CENSUS__RATE_LIMIT__BURST": "100000000",
-               "CENSUS__LOG__LEVEL": "error"}
-        env.pop("CENSUS_ENV", None)
+        env = stack.env("account-size-pepper", {
+            "CENSUS__PASSWORD__MAX_QUEUED_HASHES": "1000",
+            # One pass instead of two: faster, and a PHC string of the same length.
+            "CENSUS__PASSWORD__ARGON2_ITERATIONS": "1"})
         subprocess.run([binary, "registry", "import", str(csv)], env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        app = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(app)
-        for _ in range(150):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", aport, timeout=1)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            sys.exit("census-login not ready")
+        stack.start_service(binary, env)
 
         free = [(p, name) for p, name, reserved in people if reserved.strip().lower() not in ("1", "true", "yes")]
         used0 = used()
@@ -121,16 +84,12 @@ def main() -> int:
         lock = threading.Lock()
 
         def worker(part: list[tuple[str, str]]) -> None:
-            c = http.client.HTTPConnection("127.0.0.1", pport, timeout=60)
+            c = http.client.HTTPConnection("127.0.0.1", stack.pport, timeout=60)
             for pesel, name in part:
-                body = json.dumps({"pesel": pesel, "motherMaidenName": name,
-                                   "password": "Census2021x", "passwordRepeat": "Census2021x"})
-                c.request("POST", "/api/v1/password", body, {"Content-Type": "application/json",
-                                                             "Origin": f"http://127.0.0.1:{pport}"})
-                r = c.getresponse()
-                r.read()
+                status = stack.post(c, "/api/v1/password", json.dumps({
+                    "pesel": pesel, "motherMaidenName": name, "password": "Census2021x", "passwordRepeat": "Census2021x"}))
                 with lock:
-                    statuses[r.status] = statuses.get(r.status, 0) + 1
+                    statuses[status] = statuses.get(status, 0) + 1
 
         t0 = time.time()
         threads = [threading.Thread(target=worker, args=(free[i :: a.threads],)) for i in range(a.threads)]
@@ -173,13 +132,7 @@ def main() -> int:
                           "bytes_with_session": with_sessions, "bytes_durable": durable, "defined": defined}))
         return 0
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
+        stack.stop()
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,24 +24,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import pathlib
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from local_stack import Stack, find_binary
 
 
 def size(text: str) -> int:
@@ -61,53 +50,19 @@ def main() -> int:
     ap.add_argument("--maxmemory", default="18gb", help="the production maxmemory (k8s/overlays/prod/patches/redis.yaml)")
     ap.add_argument("--bin")
     a = ap.parse_args()
-    binary = a.bin or next((str(p) for p in (REPO / "target/release/census-login", REPO / "target/debug/census-login") if p.exists()), None)
-    if not binary:
-        sys.exit("no census-login binary: cargo build --release")
+    binary = find_binary(a.bin)
 
     tmp = tempfile.TemporaryDirectory()
-    rport, pport, aport = free_port(), free_port(), free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", tmp.name], stdout=subprocess.DEVNULL)
-    procs = [redis]
+    stack = Stack(tmp.name)
     try:
-        cli = ["redis-cli", "-p", str(rport)]
-        for _ in range(50):
-            if subprocess.run(cli + ["ping"], capture_output=True, text=True).stdout.strip() == "PONG":
-                break
-            time.sleep(0.1)
+        cli = stack.cli
         pesels = subprocess.run([binary, "registry", "generate", "--count", str(a.count), "--seed", "17"],
                                 capture_output=True, text=True, check=True).stdout.splitlines()[1:]
         pesels = [line.split(",")[0] for line in pesels if line]
-        env = {**os.environ, "CENSUS_CONFIG_DIR": tmp.name,
-               "CENSUS__SERVER__LISTEN": f"127.0.0.1:{pport}", "CENSUS__SERVER__ADMIN_LISTEN": f"127.0.0.1:{aport}",
-               "CENSUS__SERVER__PUBLIC_ORIGIN": f"http://127.0.0.1:{pport}",
-               "CENSUS__STORE__BACKEND": "redis", "CENSUS__STORE__REDIS_URL": f"redis://127.0.0.1:{rport}",
-               "CENSUS__STORE__WAIT_REPLICAS": "0", "CENSUS__REGISTRY__SEED_FILE": "",
-               "CENSUS__OIDC__CLIENTS": "[]", "CENSUS__SECRETS__PEPPER": "lock-state-size-pepper",
-               "CENSUS__SESSION__COOKIE_SECURE": "false",
-               "CENSUS__PASSWORD__ARGON2_MEMORY_KIB": "256", "CENSUS__PASSWORD__ARGON2_ITERATIONS": "1",
-               "CENSUS__PASSWORD__MAX_QUEUED_HASHES": "1000",
-               "CENSUS__RATE_LIMIT__PER_IP_PER_MINUTE": "100000000", "CENSUS__RATE_LIMIT__BURST": "100000000",
-               "CENSUS__LOG__LEVEL": "error"}
-        env.pop("CENSUS_ENV", None)
-        app = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(app)
-        for _ in range(150):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", aport, timeout=1)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        else:
-            sys.exit("census-login not ready")
-
-        def info_used() -> int:
-            out = subprocess.run(cli + ["info", "memory"], capture_output=True, text=True).stdout
-            return int(next(l.split(":")[1] for l in out.splitlines() if l.startswith("used_memory:")))
+        stack.start_service(binary, stack.env("lock-state-size-pepper", {
+            "CENSUS__PASSWORD__ARGON2_MEMORY_KIB": "256", "CENSUS__PASSWORD__ARGON2_ITERATIONS": "1",
+            "CENSUS__PASSWORD__MAX_QUEUED_HASHES": "1000"}))
+        info_used = stack.used_memory
 
         def dbsize() -> int:
             return int(subprocess.run(cli + ["dbsize"], capture_output=True, text=True).stdout)
@@ -117,15 +72,11 @@ def main() -> int:
         lock = threading.Lock()
 
         def worker(part: list[str]) -> None:
-            c = http.client.HTTPConnection("127.0.0.1", pport, timeout=30)
+            c = http.client.HTTPConnection("127.0.0.1", stack.pport, timeout=30)
             for p in part:
-                body = json.dumps({"pesel": p, "password": "NotThePassword1"})
-                c.request("POST", "/api/v1/login", body, {"Content-Type": "application/json",
-                                                          "Origin": f"http://127.0.0.1:{pport}"})
-                r = c.getresponse()
-                r.read()
+                status = stack.post(c, "/api/v1/login", json.dumps({"pesel": p, "password": "NotThePassword1"}))
                 with lock:
-                    statuses[r.status] = statuses.get(r.status, 0) + 1
+                    statuses[status] = statuses.get(status, 0) + 1
 
         t0 = time.time()
         parts = [pesels[i :: a.threads] for i in range(a.threads)]
@@ -160,13 +111,7 @@ def main() -> int:
                           "lock_keys": len(locks), "pend_keys": len(pends)}))
         return 0
     finally:
-        for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-
+        stack.stop()
 
 if __name__ == "__main__":
     sys.exit(main())
