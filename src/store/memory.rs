@@ -314,6 +314,7 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut state = self.state();
         state.sessions.remove(&(*key, *token_hash));
+        state.session_facts.remove(&(*key, *token_hash));
         if let Some(set) = state.sessions_of.get_mut(key) {
             set.remove(token_hash);
         }
@@ -475,9 +476,16 @@ impl Store for MemoryStore {
         session_hash: &[u8; 32],
     ) -> Result<Option<String>, StoreError> {
         let state = self.state();
+        // Facts live as long as their session (as on Redis, where they expire
+        // with it); the map's own expiry only bounds what is kept.
+        let id = (*key, *session_hash);
+        let now = self.clock.now();
+        if state.sessions.get(&id).is_none_or(|s| s.2 <= now) {
+            return Ok(None);
+        }
         Ok(state
             .session_facts
-            .get(&(*key, *session_hash))
+            .get(&id)
             .filter(|(_, exp)| *exp > Instant::now())
             .map(|(v, _)| v.clone()))
     }

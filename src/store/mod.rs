@@ -88,9 +88,10 @@ pub struct SessionSpec {
     pub window: Millis,
     pub closes_at: Option<Millis>,
     /// The session's facts, sealed by the caller (`crate::auth::handoff`), stored
-    /// in the same step as the session and expiring with the window: a session
-    /// never exists without them, so an outage between two writes cannot leave a
-    /// password stored behind a 503.
+    /// in the same step as the session and ending with it (idle expiry, logout,
+    /// reset, reclaim): a session never exists without them, so an outage between
+    /// two writes cannot leave a password stored behind a 503, and they never
+    /// outlive it.
     pub facts: String,
 }
 

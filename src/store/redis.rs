@@ -21,7 +21,7 @@
 //! | `census:{nopesel}:all`  | zset | references by arrival number |
 //! | `census:{nopesel}:open` | zset | the same, not yet handled |
 //! | `census:{nopesel}:req`  | hash | reference → request JSON |
-//! | `census:{t}:<r>:sf:<token hash>` | string | OIDC: sealed facts of a session (auth time, acr); expires with the window |
+//! | `census:{t}:<r>:sf:<token hash>` | string | OIDC: sealed facts of a session (auth time, acr); expires with the session |
 //! | `census:{t}:<r>:code:<hash>` | hash | OIDC authorization code: `p` sealed grant, `s` session token hash, `g` generation |
 //! | `census:{t}:<r>:at:<hash>` | hash | OIDC access token, as a code |
 //! | `census:oidc:ar:<hash>` | string | OIDC authorization request waiting for a login (no person yet) |
@@ -704,14 +704,19 @@ impl RedisStore {
         )))
     }
 
-    /// touch_session.lua: the session's sliding expiry moved (or it ended).
+    /// touch_session.lua: the session's sliding expiry moved (or it ended), and
+    /// its facts' with it.
     async fn touch_script(
         &self,
-        skey: String,
+        key: &PeselKey,
+        token_hash: &[u8; 32],
         idle: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let mut inv = TOUCH.prepare_invoke();
-        inv.key(skey).arg(self.now_arg()).arg(idle);
+        inv.key(Self::session_key(key, token_hash))
+            .key(Self::facts_key(key, token_hash))
+            .arg(self.now_arg())
+            .arg(idle);
         let r: Option<(i64, i64, i64)> = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
             .await?;
@@ -1016,7 +1021,7 @@ impl Store for RedisStore {
         if let Some((known, _)) = self.session_unchanged(&skey, None, idle).await? {
             return Ok(known);
         }
-        self.touch_script(skey, idle).await
+        self.touch_script(key, token_hash, idle).await
     }
 
     async fn touch_session_with_facts(
@@ -1030,7 +1035,7 @@ impl Store for RedisStore {
         if let Some((known, facts)) = self.session_unchanged(&skey, Some(fkey), idle).await? {
             return Ok(known.map(|record| (record, facts)));
         }
-        let Some(record) = self.touch_script(skey, idle).await? else {
+        let Some(record) = self.touch_script(key, token_hash, idle).await? else {
             return Ok(None);
         };
         Ok(Some((record, self.session_facts(key, token_hash).await?)))
@@ -1045,6 +1050,7 @@ impl Store for RedisStore {
         let mut inv = DELETE_SESSION.prepare_invoke();
         inv.key(Self::session_key(key, token_hash))
             .key(Self::key(key, "ss"))
+            .key(Self::facts_key(key, token_hash))
             .arg(hex::encode(token_hash));
         self.run(|mut c| async move { inv.invoke_async::<()>(&mut c).await.map_err(unavailable) })
             .await

@@ -642,6 +642,17 @@ async fn node_sessions_and_reclaim(backend: Backend) {
         Some("facts of 3".to_string()),
         "the reclaiming session stays, with the facts its node login wrote"
     );
+    assert_eq!(
+        store.session_facts(&key, &[2; 32]).await.unwrap(),
+        None,
+        "the impostor's session facts went with it"
+    );
+    store.delete_session(&key, &[3; 32]).await.unwrap();
+    assert_eq!(
+        store.session_facts(&key, &[3; 32]).await.unwrap(),
+        None,
+        "a logout takes the facts too"
+    );
     // The window, once ended, gives no node session either.
     stores.clock.advance(Duration::from_secs(3_601));
     assert!(matches!(
@@ -858,6 +869,64 @@ async fn redis_keys_expire_once_nothing_is_remembered() {
         .expect("redis-cli (apt-get install redis-tools)");
     let ttl: i64 = String::from_utf8_lossy(&ttl.stdout).trim().parse().unwrap();
     assert!(ttl > 0 && ttl <= p.forget_after + 1_000, "{ttl}");
+}
+
+/// A session's facts expire with the session (30 minutes idle), not with the
+/// survey window (14 days): a login must not leave them behind for two weeks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_facts_expire_with_their_session_on_redis() {
+    let redis = RedisServer::start();
+    let store = RedisStore::new(&redis.url(), Duration::from_secs(2)).unwrap();
+    let key = PeselKey::from_hex("0123456789abcdef0123456789abcd0f").unwrap();
+    let (p, idle) = (policy(), 60_000);
+    let token = [5; 32];
+    store.begin_attempt(&key, "a", &p).await.unwrap();
+    let settled = store
+        .settle_attempt(
+            &key,
+            "a",
+            &p,
+            Settle::Success {
+                generation: 0,
+                password: PasswordWrite::Keep,
+                session: Some(SessionSpec {
+                    token_hash: token,
+                    idle,
+                    window: 14 * 86_400_000,
+                    closes_at: None,
+                    facts: "sealed".into(),
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(settled.session.is_some());
+    let facts_key =
+        census_login::store::layout::person_key(&key, &format!("sf:{}", hex::encode(token)));
+    let pttl = || {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "PTTL", &facts_key])
+            .output()
+            .expect("redis-cli (apt-get install redis-tools)");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let first = pttl();
+    assert!(first > idle - 5_000 && first <= idle, "{first}");
+    // Past one step of the sliding expiry, a session check moves both.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let touched = store
+        .touch_session_with_facts(&key, &token, idle)
+        .await
+        .unwrap();
+    assert_eq!(touched.and_then(|(_, f)| f).as_deref(), Some("sealed"));
+    let slid = pttl();
+    assert!(
+        slid > first - 1_000,
+        "{first} -> {slid}: the facts did not slide"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ imports a generated registry of N people, and defines a password for every one o
 that is not reserved, through census-login's own API (Redis backend). A definition leaves
 the account hash census:{<t>}:<r>:acct (fields pw = the PHC string, fl = first login,
 gen) for the rest of the census, and a session with its index and sealed facts that
-expire with the idle timeout or the survey window. It prints:
+expire with the idle timeout (30 minutes). It prints:
 
   - the encoding and MEMORY USAGE of the account hashes,
   - the used_memory delta per defined password, with the sessions and without them (the

@@ -28,6 +28,6 @@ if we > now then
   redis.call('PEXPIREAT', KEYS[3], exp)
   redis.call('SADD', KEYS[2], ARGV[2])
   redis.call('PEXPIREAT', KEYS[2], we)
-  redis.call('SET', KEYS[5], ARGV[7], 'PXAT', we)
+  redis.call('SET', KEYS[5], ARGV[7], 'PXAT', exp)
 end
 return { 'opened', pw, fl, we, exp, now }

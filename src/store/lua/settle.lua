@@ -53,8 +53,9 @@ if ARGV[13] == '1' then
     redis.call('SADD', KEYS[4], ARGV[14])
     -- Sessions never outlive the window, so neither does their index.
     redis.call('PEXPIREAT', KEYS[4], we)
-    -- In the same step as the session: none exists without its facts.
-    redis.call('SET', KEYS[6], ARGV[19], 'PXAT', we)
+    -- In the same step as the session: none exists without its facts. They
+    -- expire with it (touch_session.lua moves both), not with the window.
+    redis.call('SET', KEYS[6], ARGV[19], 'PXAT', exp)
   end
 end
 return { lvl, till, 0, fl, we, exp, 0, now }
