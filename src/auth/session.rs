@@ -18,7 +18,6 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
-/// A fresh token and the session to create for it.
 /// A fresh session token (the cookie's secret; the store keeps only its hash).
 pub(super) fn new_token() -> [u8; 32] {
     let mut token = [0u8; 32];

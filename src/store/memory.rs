@@ -43,13 +43,21 @@ impl Default for MemoryStore {
     }
 }
 
+/// A session, with its sealed facts: they are created, read and ended together.
+struct MemSession {
+    first_login: Millis,
+    ends: Millis,
+    expires: Millis,
+    facts: String,
+}
+
 #[derive(Default)]
 struct State {
     locks: HashMap<PeselKey, LockState>,
     registry: HashMap<PeselKey, RegistryEntry>,
     /// Password, first login, generation (registry fields unused here).
     accounts: HashMap<PeselKey, AccountRecord>,
-    sessions: HashMap<(PeselKey, [u8; 32]), (Millis, Millis, Millis)>,
+    sessions: HashMap<(PeselKey, [u8; 32]), MemSession>,
     sessions_of: HashMap<PeselKey, HashSet<[u8; 32]>>,
     /// By arrival number, so the newest is last.
     no_pesel: BTreeMap<u64, StoredNoPeselRequest>,
@@ -57,7 +65,6 @@ struct State {
     no_pesel_expire_at: Option<Millis>,
     rate: HashMap<[u8; 16], Bucket>,
     /// OIDC records (sealed by the caller), with their expiry.
-    session_facts: HashMap<(PeselKey, [u8; 32]), (String, Instant)>,
     authz_requests: HashMap<[u8; 32], (String, Instant)>,
     grants: HashMap<(PeselKey, GrantKind, [u8; 32]), MemGrant>,
     /// login.gov.pl: requests sent, and assertion IDs seen.
@@ -142,12 +149,14 @@ impl State {
             return (ends, None);
         }
         let expires = session_expiry(now, spec.idle, ends);
-        self.sessions
-            .insert((*key, spec.token_hash), (first_login, ends, expires));
-        prune(&mut self.session_facts, |v| v.1);
-        self.session_facts.insert(
+        self.sessions.insert(
             (*key, spec.token_hash),
-            (spec.facts.clone(), expiry(ends - now)),
+            MemSession {
+                first_login,
+                ends,
+                expires,
+                facts: spec.facts.clone(),
+            },
         );
         self.sessions_of
             .entry(*key)
@@ -287,23 +296,22 @@ impl Store for MemoryStore {
         let mut state = self.state();
         let now = self.clock.now();
         let id = (*key, *token_hash);
-        let Some((first_login, ends, old_expiry)) = state.sessions.get(&id).copied() else {
+        let Some(session) = state.sessions.get_mut(&id) else {
             return Ok(None);
         };
-        if old_expiry <= now {
+        if session.expires <= now {
             state.sessions.remove(&id);
             return Ok(None);
         }
         // As touch_session.lua: the expiry moves in whole seconds.
-        let mut expires = session_expiry(now, idle, ends);
-        if (0..super::session_step(idle)).contains(&(expires - old_expiry)) {
-            expires = old_expiry;
+        let expires = session_expiry(now, idle, session.ends);
+        if !(0..super::session_step(idle)).contains(&(expires - session.expires)) {
+            session.expires = expires;
         }
-        state.sessions.insert(id, (first_login, ends, expires));
         Ok(Some(SessionRecord {
-            first_login_at: first_login,
-            window_ends_at: ends,
-            expires_at: expires,
+            first_login_at: session.first_login,
+            window_ends_at: session.ends,
+            expires_at: session.expires,
         }))
     }
 
@@ -314,7 +322,6 @@ impl Store for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut state = self.state();
         state.sessions.remove(&(*key, *token_hash));
-        state.session_facts.remove(&(*key, *token_hash));
         if let Some(set) = state.sessions_of.get_mut(key) {
             set.remove(token_hash);
         }
@@ -475,19 +482,13 @@ impl Store for MemoryStore {
         key: &PeselKey,
         session_hash: &[u8; 32],
     ) -> Result<Option<String>, StoreError> {
-        let state = self.state();
-        // Facts live as long as their session (as on Redis, where they expire
-        // with it); the map's own expiry only bounds what is kept.
-        let id = (*key, *session_hash);
         let now = self.clock.now();
-        if state.sessions.get(&id).is_none_or(|s| s.2 <= now) {
-            return Ok(None);
-        }
-        Ok(state
-            .session_facts
-            .get(&id)
-            .filter(|(_, exp)| *exp > Instant::now())
-            .map(|(v, _)| v.clone()))
+        Ok(self
+            .state()
+            .sessions
+            .get(&(*key, *session_hash))
+            .filter(|s| s.expires > now)
+            .map(|s| s.facts.clone()))
     }
 
     async fn put_authorization_request(
@@ -566,7 +567,7 @@ impl Store for MemoryStore {
         let session_alive = state
             .sessions
             .get(&(*key, grant.session_hash))
-            .is_some_and(|&(_, _, expires)| expires > now);
+            .is_some_and(|s| s.expires > now);
         if !session_alive {
             return Ok(GrantLookup::SessionEnded);
         }
