@@ -1117,7 +1117,8 @@ impl Store for RedisStore {
         let mut inv = RESET.prepare_invoke();
         inv.key(Self::key(key, "acct"))
             .key(Self::key(key, "ss"))
-            .arg(Self::key(key, "s:"));
+            .arg(Self::key(key, "s:"))
+            .arg(Self::key(key, "sf:"));
         let had: i64 = self
             .run(|mut c| async move { inv.invoke_async(&mut c).await.map_err(unavailable) })
             .await?;
@@ -1468,7 +1469,8 @@ impl Store for RedisStore {
             .arg(generation)
             .arg(password_phc)
             .arg(Self::key(key, "s:"))
-            .arg(hex::encode(keep_session));
+            .arg(hex::encode(keep_session))
+            .arg(Self::key(key, "sf:"));
         let had: i64 = self.invoke_waiting(inv).await?;
         Ok(match had {
             -1 => Reclaimed::Superseded,
